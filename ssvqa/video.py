@@ -45,21 +45,35 @@ class VideoInfo:
         return self.height > self.width
 
 
-def _open(path: str | Path, num_threads: int = 1):
-    """Open a torchcodec decoder, turning every failure into a VideoError with a reason."""
+VideoSource = str | Path | bytes
+"""A video file, or a video's encoded bytes (as embedded in a pair dataset's Parquet rows)."""
+
+
+def _open(source: VideoSource, num_threads: int = 1, name: str | None = None):
+    """Open a torchcodec decoder, turning every failure into a VideoError with a reason.
+
+    ``name`` labels in-memory ``bytes`` in error messages (e.g. the row's original file name).
+    """
     from torchcodec.decoders import VideoDecoder
 
-    path = Path(path)
-    if not path.exists():
-        raise VideoError(path, "file does not exist")
-    if path.is_dir():
-        raise VideoError(path, "is a directory, not a video file")
-    if path.stat().st_size == 0:
-        raise VideoError(path, "0-byte file")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        path = name or "<video bytes>"
+        if len(source) == 0:
+            raise VideoError(path, "0-byte file")
+        target = bytes(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise VideoError(path, "file does not exist")
+        if path.is_dir():
+            raise VideoError(path, "is a directory, not a video file")
+        if path.stat().st_size == 0:
+            raise VideoError(path, "0-byte file")
+        target = str(path)
     try:
         # "exact" scans the file once: frame counts and timestamps come from the content, not
         # the header, which is what makes truncated and variable-frame-rate files behave.
-        decoder = VideoDecoder(str(path), seek_mode="exact", num_ffmpeg_threads=num_threads)
+        decoder = VideoDecoder(target, seek_mode="exact", num_ffmpeg_threads=num_threads)
     except ValueError as err:  # torchcodec: "best video stream is unknown"
         raise VideoError(path, "no video stream (audio only or not a video)") from err
     except RuntimeError as err:
@@ -124,13 +138,14 @@ def fps_timestamps(duration: float, fps: float, max_frames: int | None = None) -
 
 
 def decode_frames(
-    path: str | Path,
+    path: VideoSource,
     num_frames: int | None = 8,
     fps: float | None = None,
     max_frames: int | None = None,
     num_threads: int = 1,
     max_pixels: int | None = None,
     multiple: int = 1,
+    name: str | None = None,
 ) -> torch.Tensor:
     """Decode sampled frames as a ``uint8`` tensor of shape ``(T, 3, H, W)`` (RGB).
 
@@ -142,11 +157,14 @@ def decode_frames(
         num_threads: ffmpeg decoding threads (2 is ~1.7x faster than 1 on 720p).
         max_pixels: when given, frames are resized by :func:`resize_frames` to fit this budget.
         multiple: with ``max_pixels``, round height and width to a multiple of this (28 for Qwen-VL).
+        name: how errors name the video when ``path`` is in-memory bytes.
 
     Raises:
         VideoError: the file cannot be decoded; the message names the file and the reason.
     """
-    decoder = _open(path, num_threads)
+    decoder = _open(path, num_threads, name)
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        path = name or "<video bytes>"
     meta = decoder.metadata
     try:
         if fps is not None:

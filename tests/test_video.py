@@ -67,3 +67,13 @@ def test_resize_keeps_aspect_and_never_upscales():
     out = resize_frames(frames, 112 * 112, 28)
     h, w = out.shape[-2:]
     assert h > w and h * w <= 112 * 112 and out.dtype == torch.uint8
+
+
+def test_embedded_bytes_decode_like_the_file_and_errors_use_the_given_name(odd_videos):
+    path = odd_videos["small_10fps"]
+    from_bytes = decode_frames(path.read_bytes(), num_frames=4, name="row-7.mp4")
+    assert torch.equal(from_bytes, decode_frames(path, num_frames=4))
+    with pytest.raises(VideoError, match="row-7.mp4: 0-byte"):
+        decode_frames(b"", num_frames=4, name="row-7.mp4")
+    with pytest.raises(VideoError, match="row-8.mp4: not a readable video"):
+        decode_frames(b"garbage" * 10, num_frames=4, name="row-8.mp4")
