@@ -1,0 +1,413 @@
+"""The pair dataset every builder writes: schema, train/test split, sharded Parquet, dataset card.
+
+One row is one comparison (``video_a``, ``video_b``); the level says how the *second* video
+compares with the first (see :mod:`ssvqa.labels`). All builders (distortion pairs, pseudo-label
+pairs, relabelling rounds) write the same columns, so their datasets concatenate:
+
+=============== ============================================================================
+column          meaning
+=============== ============================================================================
+``video_a``     first video (``datasets.Video``, file bytes embedded in the Parquet)
+``video_b``     second video
+``label``       ``ClassLabel`` of the five levels, about the second video vs the first
+``prob``        float32, P(second video is better): the level weight, or a soft estimate
+``origin``      ``distortion`` | ``pseudo`` | ``mos`` | ``relabel``
+``content_id``  the source content both videos come from; train and test never share one
+``provenance``  a JSON string (distortion and levels, annotator scores, round, ...); a string
+                rather than a struct so datasets of different origins keep one schema
+=============== ============================================================================
+
+Layout of a dataset folder (what ``datasets.load_dataset(folder)`` and the Hub read)::
+
+    README.md                                   dataset card: YAML metadata + how it was made
+    data/train-00000-of-00002.parquet           one file per split and shard
+    data/test-00001-of-00002.parquet
+    skipped-00000-of-00002.jsonl                inputs the builder could not use, with reasons
+
+Shards built on different machines (``shard_index``/``num_shards``) write different file names,
+so they can be copied into one folder or pushed to one repository; the card is recomputed from
+whatever data files are present when it is written (:func:`write_dataset_card`).
+
+The split is a hash of the content id (:func:`split_for`), so every machine agrees on it without
+talking to the others, and a content's pairs always land in one split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ssvqa.labels import LEVEL_WEIGHTS, LEVELS, level_class_label
+
+ORIGINS: tuple[str, ...] = ("distortion", "pseudo", "mos", "relabel")
+SPLITS: tuple[str, ...] = ("train", "test")
+PAIR_COLUMNS: tuple[str, ...] = ("video_a", "video_b", "label", "prob", "origin", "content_id", "provenance")
+
+# Parquet row groups are kept below this many bytes of embedded video: readers (and the Hub's
+# viewer) load a whole row group at a time.
+ROW_GROUP_BYTES = 64 << 20
+
+_SHARD_FILE = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<num>\d{5})\.parquet$")
+
+
+def pair_features(decode: bool = True) -> datasets.Features:
+    """The ``datasets.Features`` of a pair dataset (``decode=False`` keeps videos as path/bytes)."""
+    return datasets.Features(
+        {
+            "video_a": datasets.Video(decode=decode),
+            "video_b": datasets.Video(decode=decode),
+            "label": level_class_label(),
+            "prob": datasets.Value("float32"),
+            "origin": datasets.Value("string"),
+            "content_id": datasets.Value("string"),
+            "provenance": datasets.Value("string"),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """One pair as a builder produces it, before its videos are embedded.
+
+    ``video_a``/``video_b`` are local files. ``label`` is a level index or name. ``split`` is
+    normally left ``None``: :func:`write_pair_dataset` then derives it from ``content_id``.
+
+    >>> row = PairRow("a.mp4", "b.mp4", "better", 0.75, "distortion", "c0ffee", {"distortion": "gaussian_blur"})
+    >>> row.label_index, row.provenance_json
+    (3, '{"distortion": "gaussian_blur"}')
+    """
+
+    video_a: str
+    video_b: str
+    label: int | str
+    prob: float
+    origin: str
+    content_id: str
+    provenance: Mapping[str, Any] | str = field(default_factory=dict)
+    split: str | None = None
+
+    def __post_init__(self):
+        if self.origin not in ORIGINS:
+            raise ValueError(f"origin must be one of {ORIGINS}, got {self.origin!r}")
+        if not 0.0 <= float(self.prob) <= 1.0:
+            raise ValueError(f"prob must be within [0, 1], got {self.prob}")
+        self.label_index  # noqa: B018  (validates the label)
+
+    @property
+    def label_index(self) -> int:
+        if isinstance(self.label, str):
+            if self.label not in LEVELS:
+                raise ValueError(f"label must be one of {LEVELS}, got {self.label!r}")
+            return LEVELS.index(self.label)
+        if not 0 <= int(self.label) < len(LEVELS):
+            raise ValueError(f"label index must be within 0..{len(LEVELS) - 1}, got {self.label}")
+        return int(self.label)
+
+    @property
+    def provenance_json(self) -> str:
+        if isinstance(self.provenance, str):
+            return self.provenance
+        # sort_keys: the same pair always serialises to the same bytes (reruns compare equal).
+        return json.dumps(self.provenance, sort_keys=True)
+
+
+def split_for(content_id: str, test_fraction: float = 0.2, seed: int = 0) -> str:
+    """``"test"`` for about ``test_fraction`` of content ids, ``"train"`` otherwise.
+
+    A pure function of its arguments (a SHA-256 of seed and id), so shards built on different
+    machines agree without coordination, and all pairs of one content share a split.
+
+    >>> split_for("abc", 0.0), split_for("abc", 1.0)
+    ('train', 'test')
+    """
+    if not 0.0 <= test_fraction <= 1.0:
+        raise ValueError(f"test_fraction must be within [0, 1], got {test_fraction}")
+    digest = hashlib.sha256(f"{seed}:{content_id}".encode()).digest()
+    unit = int.from_bytes(digest[:8], "big") / 2**64
+    return "test" if unit < test_fraction else "train"
+
+
+@dataclass
+class DatasetCardInfo:
+    """What a builder tells the dataset card about how the data was made.
+
+    Args:
+        pretty_name: the dataset's human name.
+        builder: the program that built it (e.g. ``dataset_builders/distortion_pairs.py``).
+        arguments: the builder's arguments, shown verbatim (never put tokens here).
+        method: markdown prose: how pairs and labels are made.
+        sections: extra markdown sections, title -> text (e.g. the distortion catalogue).
+        license: SPDX-like license id for the card metadata; ``other`` when unknown.
+        tags: extra Hub tags.
+    """
+
+    pretty_name: str
+    builder: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    method: str = ""
+    sections: dict[str, str] = field(default_factory=dict)
+    license: str = "other"
+    tags: list[str] = field(default_factory=list)
+
+
+def shard_file_name(split: str, shard_index: int, num_shards: int) -> str:
+    """``train-00001-of-00004.parquet``: the name the Hub uses for sharded Parquet."""
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index must be within 0..{num_shards - 1}, got {shard_index}")
+    return f"{split}-{shard_index:05d}-of-{num_shards:05d}.parquet"
+
+
+def write_pair_dataset(
+    rows: Iterable[PairRow | Mapping[str, Any]],
+    out_dir: str | Path,
+    *,
+    card: DatasetCardInfo,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    skipped: Iterable[Mapping[str, Any]] = (),
+) -> dict[str, int]:
+    """Write this shard's pairs as Parquet with the videos embedded, then (re)write the card.
+
+    Args:
+        rows: pairs whose videos are local files; written in the given order within each split.
+        out_dir: the dataset folder (created if needed).
+        card: how the data was made, for the dataset card.
+        test_fraction, seed: the content-hash split (:func:`split_for`) for rows without ``split``.
+        shard_index, num_shards: this shard's place; file names carry both.
+        skipped: inputs that gave no pairs, as ``{"input": ..., "reason": ...}`` dicts; written to
+            ``skipped-<shard>-of-<num>.jsonl`` and summarised in the card.
+
+    Returns:
+        Rows written per split for this shard.
+
+    Raises:
+        ValueError: a content id would appear in both splits, or a row is malformed.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "data").mkdir(parents=True, exist_ok=True)
+    by_split: dict[str, list[PairRow]] = {}
+    split_of_content: dict[str, str] = {}
+    for row in rows:
+        row = row if isinstance(row, PairRow) else PairRow(**row)
+        for video in (row.video_a, row.video_b):
+            if not os.path.isfile(video):  # checked before anything is written
+                raise ValueError(f"{video}: pair video file does not exist")
+        split = row.split or split_for(row.content_id, test_fraction, seed)
+        if split_of_content.setdefault(row.content_id, split) != split:
+            raise ValueError(f"content {row.content_id} is in both {split_of_content[row.content_id]} and {split}")
+        by_split.setdefault(split, []).append(row)
+
+    features = pair_features()
+    for split in set(SPLITS) | set(by_split):
+        target = out_dir / "data" / shard_file_name(split, shard_index, num_shards)
+        if split in by_split:
+            _write_parquet(by_split[split], target, features)
+        elif target.exists():
+            target.unlink()  # a previous build of this shard had rows in this split; now none
+
+    skipped = list(skipped)
+    manifest = out_dir / f"skipped-{shard_index:05d}-of-{num_shards:05d}.jsonl"
+    _atomic_write_text(manifest, "".join(json.dumps(dict(item), sort_keys=True) + "\n" for item in skipped))
+    write_dataset_card(out_dir, card)
+    return {split: len(split_rows) for split, split_rows in sorted(by_split.items())}
+
+
+def _write_parquet(rows: list[PairRow], target: Path, features: datasets.Features) -> None:
+    """Write rows to ``target`` atomically, in row groups bounded by :data:`ROW_GROUP_BYTES`.
+
+    The videos are embedded with ``datasets.table.embed_table_storage`` (Parquet would otherwise
+    keep only local paths); their stored names become base names, which is why builders give
+    their files informative, unique names.
+    """
+    from datasets.table import embed_table_storage
+
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    schema = features.arrow_schema  # carries the HF features in its metadata
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for group in _row_groups(rows):
+                table = pa.Table.from_pylist([_record(row) for row in group], schema=schema)
+                writer.write_table(embed_table_storage(table))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _row_groups(rows: list[PairRow]) -> Iterable[list[PairRow]]:
+    group: list[PairRow] = []
+    size = 0
+    for row in rows:
+        row_size = os.path.getsize(row.video_a) + os.path.getsize(row.video_b)
+        if group and size + row_size > ROW_GROUP_BYTES:
+            yield group
+            group, size = [], 0
+        group.append(row)
+        size += row_size
+    if group:
+        yield group
+
+
+def _record(row: PairRow) -> dict[str, Any]:
+    return {
+        "video_a": {"path": str(Path(row.video_a).resolve()), "bytes": None},
+        "video_b": {"path": str(Path(row.video_b).resolve()), "bytes": None},
+        "label": row.label_index,
+        "prob": float(row.prob),
+        "origin": row.origin,
+        "content_id": row.content_id,
+        "provenance": row.provenance_json,
+    }
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- dataset card
+
+
+@dataclass
+class DatasetSummary:
+    """Counts read back from the data files present in a dataset folder."""
+
+    rows: Counter = field(default_factory=Counter)  # split -> rows
+    labels: dict[str, Counter] = field(default_factory=dict)  # split -> level name -> rows
+    origins: Counter = field(default_factory=Counter)
+    contents: dict[str, set] = field(default_factory=dict)  # split -> content ids
+    shards: set = field(default_factory=set)  # (index, num) present
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def summarize(out_dir: str | Path) -> DatasetSummary:
+    """Count rows per split, label and origin over every shard present in ``out_dir``.
+
+    Reads only the small columns, never the embedded videos.
+    """
+    out_dir = Path(out_dir)
+    summary = DatasetSummary()
+    for path in sorted((out_dir / "data").glob("*.parquet")):
+        match = _SHARD_FILE.match(path.name)
+        if not match:
+            continue
+        split = match["split"]
+        summary.shards.add((int(match["index"]), int(match["num"])))
+        table = pq.read_table(path, columns=["label", "origin", "content_id"])
+        summary.rows[split] += table.num_rows
+        labels = summary.labels.setdefault(split, Counter())
+        labels.update(LEVELS[i] for i in table.column("label").to_pylist())
+        summary.origins.update(table.column("origin").to_pylist())
+        summary.contents.setdefault(split, set()).update(table.column("content_id").to_pylist())
+    for path in sorted(out_dir.glob("skipped-*.jsonl")):
+        summary.skipped.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return summary
+
+
+def _size_category(rows: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if rows < limit:
+            return name
+    return "1M<n<10M"
+
+
+def write_dataset_card(out_dir: str | Path, card: DatasetCardInfo) -> Path:
+    """(Re)write ``README.md``: YAML metadata that ``load_dataset``/the Hub read, then prose.
+
+    Only splits with at least one data file are declared (``load_dataset`` refuses a declared
+    split that matches no file). Counts cover every shard present in the folder.
+    """
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    out_dir = Path(out_dir)
+    summary = summarize(out_dir)
+    splits = [s for s in SPLITS if summary.rows[s]] + sorted(s for s in summary.rows if s not in SPLITS)
+    dataset_info = datasets.DatasetInfo(features=pair_features())._to_yaml_dict()
+    metadata = DatasetCardData(
+        license=card.license,
+        pretty_name=card.pretty_name,
+        task_categories=["video-classification"],
+        tags=["video-quality-assessment", "pairwise-comparison", "ssvqa", *card.tags],
+        size_categories=_size_category(sum(summary.rows.values())),
+        configs=[
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits],
+            }
+        ],
+        dataset_info=dataset_info,
+    )
+    body = _card_body(card, summary, splits)
+    text = f"---\n{metadata.to_yaml()}\n---\n\n{body}"
+    DatasetCard(text)  # parses the YAML back: a malformed card fails here, not on the Hub
+    path = out_dir / "README.md"
+    _atomic_write_text(path, text)
+    return path
+
+
+def _card_body(card: DatasetCardInfo, summary: DatasetSummary, splits: list[str]) -> str:
+    lines = [f"# {card.pretty_name}", ""]
+    lines += [
+        "Pairs of videos for training a video-quality ranker without human labels "
+        "(built with ssvqa, after *Breaking Annotation Barriers*, arXiv 2505.03631). "
+        "Each row compares the **second** video (`video_b`) with the first (`video_a`); `label` is one "
+        f"of {', '.join(f'`{name}`' for name in LEVELS)} and `prob` is the probability that the second "
+        f"video is the better one (level weights {', '.join(str(w) for w in LEVEL_WEIGHTS)}).",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        'pairs = load_dataset("<this repository or folder>")',
+        'pairs["train"][0]["video_a"]  # a torchcodec VideoDecoder',
+        "```",
+        "",
+        "## How it was made",
+        "",
+        card.method.strip(),
+        "",
+        f"Built by `{card.builder}` with these arguments:",
+        "",
+        "```json",
+        json.dumps(card.arguments, indent=2, sort_keys=True, default=str),
+        "```",
+        "",
+    ]
+    for title, text in card.sections.items():
+        lines += [f"## {title}", "", text.strip(), ""]
+    lines += ["## Contents", ""]
+    shards = sorted(summary.shards)
+    if shards:
+        lines += [f"Shards present: {', '.join(f'{i + 1} of {n}' for i, n in shards)}.", ""]
+    lines += ["| split | pairs | contents | " + " | ".join(LEVELS) + " |", "|---" * (3 + len(LEVELS)) + "|"]
+    for split in splits:
+        counts = summary.labels.get(split, Counter())
+        lines.append(
+            f"| {split} | {summary.rows[split]} | {len(summary.contents.get(split, ()))} | "
+            + " | ".join(str(counts[name]) for name in LEVELS)
+            + " |"
+        )
+    lines += ["", "Train and test never share a `content_id`.", ""]
+    if summary.origins:
+        lines += ["Origins: " + ", ".join(f"`{o}` {n}" for o, n in sorted(summary.origins.items())) + ".", ""]
+    lines += ["## Skipped inputs", ""]
+    if not summary.skipped:
+        lines += ["None.", ""]
+    else:
+        lines += [f"{len(summary.skipped)} input(s) gave no pairs (`skipped-*.jsonl` lists them all):", ""]
+        for item in summary.skipped[:50]:
+            lines.append(f"- `{item.get('input', item.get('key'))}`: {item.get('reason')}")
+        if len(summary.skipped) > 50:
+            lines.append(f"- ... and {len(summary.skipped) - 50} more")
+        lines.append("")
+    return "\n".join(lines)
