@@ -1,0 +1,430 @@
+"""What every dataset builder shares: finding its inputs, sharding them, and a resumable map.
+
+A builder turns input videos into pairs. Three things do not depend on how pairs are made:
+
+1. :func:`collect_inputs` reads the user's input, one of
+
+   - a folder of videos (recursive, by extension; hidden files skipped),
+   - a list file: one path per line (``#`` comments and blank lines ignored); relative paths are
+     resolved against the list file's folder and must stay inside it,
+   - a single video file,
+   - a dataset with a Video column: a ``save_to_disk`` folder, a local folder ``load_dataset``
+     reads (one holding Parquet or Arrow files, or no video files), or a Hub dataset id. Rows' embedded bytes are written to files in the
+     work folder; a row holding only a path must point inside the dataset's root (or the
+     datasets/Hub cache for Hub datasets).
+
+   Every input gets a stable, file-name-safe *key* (its name plus a short hash); entries that
+   must be rejected before any work (a path escaping its root, a row without a video) come back
+   as :class:`Skipped` with the reason.
+
+2. :func:`shard` splits the inputs across machines by key, identically on every machine.
+
+3. :func:`run_resumable` runs a worker function over the inputs, in a process pool, with a
+   progress bar, persisting each finished input under the work folder::
+
+       work_dir/done/<key>.json       the worker's JSON result (written last, atomically)
+       work_dir/items/<key>/          the files the worker wrote for that input
+       work_dir/skipped/<key>.json    why an input failed
+       work_dir/inputs/<key>.<ext>    videos materialised from dataset rows
+
+   A rerun after an interruption (even ``kill -9``) redoes only what has no ``done`` record, so
+   its result equals an uninterrupted run. Results are sorted by key, never by finishing time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+from ssvqa.errors import VideoError
+from ssvqa.video import VIDEO_EXTENSIONS, is_within, list_videos
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One input video: ``key`` names it in the work folder, ``name`` is how the user gave it."""
+
+    key: str
+    path: Path
+    name: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input that gives no pairs, and why. ``final`` is False for unexpected errors, which a
+    rerun tries again (a bad video stays bad; a crash may have been transient)."""
+
+    key: str
+    input: str
+    reason: str
+    final: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "input": self.input, "reason": self.reason}
+
+
+@dataclass
+class Inputs:
+    """What :func:`collect_inputs` found: usable items and entries rejected up front."""
+
+    items: list[InputItem]
+    skipped: list[Skipped]
+
+
+def input_key(name: str) -> str:
+    """A stable, file-name-safe key for an input name: readable tail plus a hash of the name.
+
+    >>> input_key("clips/a b.mp4")
+    'clips_a_b.mp4-6f280904'
+    """
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[-60:] or "input"
+    return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def shard(items: Sequence[T], index: int, num: int, key: Callable[[T], str] = lambda item: item.key) -> list[T]:
+    """The ``index``-th of ``num`` shards: every ``num``-th item in key order, from ``index``.
+
+    Every machine lists the same inputs and sorts them the same way, so shards never overlap and
+    together cover everything.
+
+    >>> shard(["c", "a", "d", "b"], 1, 2, key=str)
+    ['b', 'd']
+    """
+    if num < 1 or not 0 <= index < num:
+        raise ValueError(f"shard index must be within 0..num_shards-1, got {index} of {num}")
+    return [item for i, item in enumerate(sorted(items, key=key)) if i % num == index]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """An input before it is resolved to a local file (dataset rows are written out lazily, and
+    only for this shard)."""
+
+    key: str
+    name: str
+    path: Path | None = None
+    reason: str | None = None
+    row: tuple[str, int] | None = None  # (split, index) of a dataset row
+
+
+def collect_inputs(
+    spec: str | Path,
+    *,
+    work_dir: str | Path,
+    video_column: str = "video",
+    shard_index: int = 0,
+    num_shards: int = 1,
+) -> Inputs:
+    """Find the input videos named by ``spec`` (see the module doc), this shard's only.
+
+    Args:
+        spec: a folder of videos, a list file, a video file, a dataset folder or a Hub dataset id.
+        work_dir: where dataset rows' videos are written (``work_dir/inputs``).
+        video_column: the dataset column holding the videos.
+        shard_index, num_shards: keep only this shard of the inputs (:func:`shard`).
+
+    Raises:
+        FileNotFoundError: ``spec`` is neither a local path nor a loadable dataset.
+        ValueError: a dataset has no column ``video_column``.
+    """
+    path = Path(spec)
+    dataset, root = None, None
+    if path.is_dir() and _is_saved_dataset(path):
+        import datasets
+
+        dataset, root = datasets.load_from_disk(str(path)), path
+    elif path.is_dir() and not _has_data_files(path) and list_videos(path):
+        entries = [_Entry(input_key(p.relative_to(path).as_posix()), p.relative_to(path).as_posix(), path=p) for p in list_videos(path)]
+    elif path.is_dir():
+        dataset, root = _load_dataset(str(path)), path
+    elif path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
+        entries = [_Entry(input_key(path.name), path.name, path=path)]
+    elif path.is_file():
+        entries = _list_file_entries(path)
+    elif path.exists():
+        raise FileNotFoundError(f"{spec}: not a file or folder of videos")
+    else:
+        dataset, root = _load_dataset(str(spec)), None
+    if dataset is not None:
+        entries = _dataset_entries(dataset, video_column)
+
+    mine = shard(entries, shard_index, num_shards)
+    items: list[InputItem] = []
+    skipped: list[Skipped] = []
+    raw_splits: dict[str, Any] = {}  # split -> the split with videos as {path, bytes}
+    for entry in mine:
+        if entry.row is not None:
+            split = entry.row[0]
+            if split not in raw_splits:
+                raw_splits[split] = _raw_split(dataset, split, video_column)
+            entry = _materialise(entry, raw_splits[split], video_column, root, Path(work_dir) / "inputs")
+        if entry.reason is not None:
+            skipped.append(Skipped(entry.key, entry.name, entry.reason))
+        else:
+            items.append(InputItem(entry.key, entry.path, entry.name))
+    return Inputs(items, skipped)
+
+
+def _is_saved_dataset(folder: Path) -> bool:
+    return (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()
+
+
+def _has_data_files(folder: Path) -> bool:
+    """A folder holding Parquet/Arrow files is a dataset, even when videos sit beside them."""
+    return any(folder.rglob("*.parquet")) or any(folder.rglob("*.arrow"))
+
+
+def _load_dataset(spec: str):
+    import datasets
+
+    try:
+        return datasets.load_dataset(spec)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{spec}: not a local path, and no dataset could be loaded from it ({err})") from err
+
+
+def _list_file_entries(list_file: Path) -> list[_Entry]:
+    root = list_file.parent
+    entries = []
+    for line in list_file.read_text().splitlines():
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        target = Path(name)
+        if not target.is_absolute():
+            target = root / target
+            if not is_within(target, root):
+                entries.append(_Entry(input_key(name), name, reason=f"path escapes the list file's folder {root}"))
+                continue
+        # Absolute lines are the user's explicit choice; a missing file is reported by the worker.
+        entries.append(_Entry(input_key(name), name, path=target))
+    return entries
+
+
+def _dataset_entries(dataset, video_column: str) -> list[_Entry]:
+    import datasets
+
+    splits = dataset if isinstance(dataset, datasets.DatasetDict) else {"train": dataset}
+    entries = []
+    for split, part in splits.items():
+        if video_column not in part.column_names:
+            raise ValueError(f"dataset split {split!r} has no column {video_column!r} (columns: {part.column_names})")
+        for index in range(len(part)):
+            name = f"{split}[{index}]"
+            entries.append(_Entry(f"{split}-{index:08d}", name, row=(split, index)))
+    return entries
+
+
+def _raw_split(dataset, split: str, video_column: str):
+    import datasets
+
+    part = dataset[split] if isinstance(dataset, datasets.DatasetDict) else dataset
+    return part.select_columns([video_column]).cast_column(video_column, datasets.Video(decode=False))
+
+
+def _materialise(entry: _Entry, part, video_column: str, root: Path | None, inputs_dir: Path) -> _Entry:
+    """Resolve a dataset row to a local file: write embedded bytes, or check a path's root."""
+    value = part[entry.row[1]][video_column]
+    if isinstance(value, str):
+        value = {"path": value, "bytes": None}
+    if not value or (value.get("bytes") is None and not value.get("path")):
+        return _Entry(entry.key, entry.name, reason=f"row has no video in column {video_column!r}")
+    row_path = value.get("path")
+    name = f"{entry.name} ({Path(row_path).name})" if row_path else entry.name
+    if value.get("bytes") is not None:
+        suffix = Path(row_path).suffix.lower() if row_path and Path(row_path).suffix.lower() in VIDEO_EXTENSIONS else ""
+        target = inputs_dir / f"{entry.key}{suffix}"
+        data = value["bytes"]
+        if not (target.is_file() and target.stat().st_size == len(data)):
+            inputs_dir.mkdir(parents=True, exist_ok=True)
+            _atomic_write_bytes(target, data)
+        return _Entry(entry.key, name, path=target)
+    # A row with only a path: it must stay inside the dataset's root (or the download caches).
+    roots = [root] if root is not None else _cache_roots()
+    target = Path(row_path)
+    if not target.is_absolute() and root is not None:
+        target = root / target
+    if not any(is_within(target, r) for r in roots):
+        return _Entry(entry.key, name, reason=f"row's video path {row_path!r} escapes the dataset's root")
+    return _Entry(entry.key, name, path=target)
+
+
+def _cache_roots() -> list[Path]:
+    import datasets
+    import huggingface_hub.constants
+
+    return [Path(datasets.config.HF_DATASETS_CACHE), Path(huggingface_hub.constants.HF_HUB_CACHE)]
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _atomic_write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- resumable map
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished input: the worker's JSON ``result`` and the folder holding its ``files``."""
+
+    item: InputItem
+    result: dict[str, Any]
+    files: Path
+
+
+@dataclass
+class MapResult:
+    """What :func:`run_resumable` returns; both lists sorted by key.
+
+    ``ran`` counts the inputs processed by this call, ``reused`` those found finished (or
+    finally skipped) by an earlier run.
+    """
+
+    finished: list[Finished]
+    skipped: list[Skipped]
+    ran: int
+    reused: int
+
+
+Worker = Callable[[InputItem, Path], dict]
+"""``worker(item, out_dir) -> result``: writes its files into ``out_dir``, names them in the
+JSON-serialisable result relative to it, raises VideoError for an unusable video. Must be a
+module-level function (or a ``functools.partial`` of one) so a process pool can send it."""
+
+
+def run_resumable(
+    items: Iterable[InputItem],
+    worker: Worker,
+    *,
+    work_dir: str | Path,
+    num_proc: int = 1,
+    fingerprint: str = "",
+    desc: str = "inputs",
+) -> MapResult:
+    """Run ``worker`` on every item not finished by an earlier run, and collect all results.
+
+    Args:
+        items: the inputs (keys must be unique).
+        worker: see :data:`Worker`.
+        work_dir: the resumable state (layout in the module doc).
+        num_proc: worker processes; 1 runs in this process.
+        fingerprint: what the results depend on (the builder's arguments, not the shard): an
+            earlier result made with another fingerprint is redone, never silently reused.
+        desc: the progress bar's label.
+    """
+    from tqdm.auto import tqdm
+
+    work_dir = Path(work_dir)
+    items = sorted(items, key=lambda item: item.key)
+    if len({item.key for item in items}) != len(items):
+        raise ValueError("input keys must be unique")
+    todo, reused = [], 0
+    for item in items:
+        if _load_record(work_dir, item, fingerprint) is not None:
+            reused += 1
+        else:
+            todo.append(item)
+
+    with tqdm(total=len(items), initial=reused, desc=desc, unit="video", dynamic_ncols=True) as bar:
+        if num_proc <= 1:
+            for item in todo:
+                _record(work_dir, item, fingerprint, _run_one(worker, item, _tmp_dir(work_dir, item)))
+                bar.update(1)
+        else:
+            context = multiprocessing.get_context("spawn")  # fork is unsafe once torch threads exist
+            with ProcessPoolExecutor(max_workers=num_proc, mp_context=context) as pool:
+                futures = {pool.submit(_run_one, worker, item, _tmp_dir(work_dir, item)): item for item in todo}
+                for future in as_completed(futures):
+                    _record(work_dir, futures[future], fingerprint, future.result())
+                    bar.update(1)
+
+    finished, skipped = [], []
+    for item in items:
+        record = _load_record(work_dir, item, fingerprint)
+        if record is None:  # a non-final failure of this very run
+            record = json.loads((work_dir / "skipped" / f"{item.key}.json").read_text())
+        if "result" in record:
+            finished.append(Finished(item, record["result"], work_dir / "items" / item.key))
+        else:
+            skipped.append(Skipped(item.key, item.name, record["reason"], record["final"]))
+    return MapResult(finished, skipped, ran=len(todo), reused=reused)
+
+
+def _tmp_dir(work_dir: Path, item: InputItem) -> Path:
+    return work_dir / "tmp" / item.key
+
+
+def _run_one(worker: Worker, item: InputItem, out_dir: Path) -> tuple[str, Any]:
+    """Run the worker in a fresh folder; turn failures into (kind, reason). Runs in the pool."""
+    shutil.rmtree(out_dir, ignore_errors=True)  # leftovers of an interrupted attempt
+    out_dir.mkdir(parents=True)
+    try:
+        result = worker(item, out_dir)
+        json.dumps(result)  # fail here, with the input's name, if it is not JSON-serialisable
+        return "done", result
+    except VideoError as err:
+        return "video", err.reason
+    except Exception as err:  # noqa: BLE001  (reported in the manifest; the run goes on)
+        return "error", f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}"
+
+
+def _record(work_dir: Path, item: InputItem, fingerprint: str, outcome: tuple[str, Any]) -> None:
+    """Persist one outcome. Files move into place before the ``done`` record is written, so a
+    ``done`` record always means complete files."""
+    kind, value = outcome
+    tmp, files = _tmp_dir(work_dir, item), work_dir / "items" / item.key
+    shutil.rmtree(files, ignore_errors=True)
+    if kind == "done":
+        files.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, files)
+        (work_dir / "skipped" / f"{item.key}.json").unlink(missing_ok=True)
+        _atomic_write_json(work_dir / "done" / f"{item.key}.json", {"fingerprint": fingerprint, "input": item.name, "result": value})
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+        (work_dir / "done" / f"{item.key}.json").unlink(missing_ok=True)
+        record = {"fingerprint": fingerprint, "input": item.name, "reason": value, "final": kind == "video"}
+        _atomic_write_json(work_dir / "skipped" / f"{item.key}.json", record)
+
+
+def _load_record(work_dir: Path, item: InputItem, fingerprint: str) -> dict | None:
+    """The earlier outcome to reuse for ``item``, if any: a done result, or a final skip."""
+    for folder in ("done", "skipped"):
+        path = work_dir / folder / f"{item.key}.json"
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text())
+        if record.get("fingerprint") != fingerprint:
+            continue
+        if folder == "done" and (work_dir / "items" / item.key).is_dir():
+            return record
+        if folder == "skipped" and record.get("final"):
+            return record
+    return None
+
+
+def fingerprint_of(arguments: dict[str, Any]) -> str:
+    """A short hash of the arguments a builder's results depend on (for :func:`run_resumable`)."""
+    return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:16]
