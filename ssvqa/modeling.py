@@ -1,0 +1,343 @@
+"""Loading a video LMM as a pair ranker: plain, LoRA, or QLoRA (4-bit base + LoRA).
+
+:func:`load_ranker` is the one entry point. It loads any model that
+``AutoModelForImageTextToText`` + ``AutoProcessor`` load (Qwen2-VL, Qwen2.5-VL, Qwen3-VL,
+LLaVA-OneVision, ...), always from safetensors, and:
+
+1. checks that the five level words are single tokens of the tokenizer (:class:`LevelTokenError`
+   before any weight is read);
+2. optionally quantizes the *language model* to 4-bit NF4 with double quantization (QLoRA) or to
+   8 bits, keeping the vision tower, the projector and ``lm_head`` unquantized;
+3. optionally adds LoRA adapters to the language model's attention and MLP projections
+   (:func:`lora_target_modules`), and trains the vision projector in full when asked;
+4. optionally loads a saved adapter on top (inference or continued training).
+
+:func:`compare` is batched inference: N pairs in, ``(N, 5)`` level probabilities out.
+
+CPU note (bitsandbytes 0.50). On a CPU with AVX512-BF16, ``Linear4bit`` repacks its weights in
+place the first time it runs in eval mode under ``no_grad``; that fails for layers narrower than
+64 inputs and leaves weights that the next training step cannot use. :func:`load_ranker` turns
+the repacking off on every ``Linear4bit`` (``support_avx512bf16_for_cpu = False``), so
+train -> eval -> train works. GPUs are unaffected.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+
+from ssvqa.prompts import (
+    QUESTION,
+    answer_logits,
+    encode_pairs,
+    level_distribution,
+    level_token_ids,
+)
+
+# Names that every AutoModelForImageTextToText in transformers 5 gives its language model.
+LANGUAGE_MODEL = "language_model"
+# Top-level parts of the inner model that are the vision side (encoder and projector).
+VISION_PROJECTORS = ("merger", "deepstack_merger_list", "multi_modal_projector")
+
+
+def load_ranker(
+    model_id_or_path: str | os.PathLike,
+    *,
+    quantization: Literal["4bit", "8bit"] | object | None = None,
+    lora: bool | object | None = None,
+    lora_r: int = 16,
+    lora_alpha: int = 32,
+    lora_dropout: float = 0.05,
+    lora_target: str | list[str] = "auto",
+    train_vision_projector: bool = False,
+    dtype: str | torch.dtype = "auto",
+    attn_implementation: str | None = None,
+    device_map: str | dict | None = None,
+    trust_remote_code: bool = False,
+    adapter: str | os.PathLike | None = None,
+    adapter_trainable: bool = False,
+    gradient_checkpointing: bool = False,
+    revision: str | None = None,
+):
+    """Load a video LMM and its processor, ready to rank pairs or to be trained.
+
+    Args:
+        model_id_or_path: Hub id or local folder (``from_pretrained`` layout, safetensors).
+        quantization: ``"4bit"`` (NF4, double quantization, compute in bf16 where the GPU
+            supports it, else float32), ``"8bit"``, a ``BitsAndBytesConfig``, or None.
+            The vision tower, projector and ``lm_head`` stay unquantized.
+        lora: True for a LoRA from ``lora_r``/``lora_alpha``/``lora_dropout``/``lora_target``, a
+            ready ``peft.LoraConfig``, or None/False for no adapter.
+        lora_target: ``"auto"`` (the language model's attention and MLP projections, see
+            :func:`lora_target_modules`), ``"all-linear"`` (peft: every linear layer but the
+            output layer, vision included), a regex, or a list of module names.
+        train_vision_projector: with LoRA, also train the vision-to-language projector in full
+            (Qwen: ``visual.merger`` and Qwen3-VL's deepstack mergers; LLaVA-OneVision:
+            ``multi_modal_projector``); saved with the adapter (peft ``modules_to_save``).
+        dtype: dtype of the unquantized weights (``"auto"``: as stored).
+        attn_implementation: e.g. ``"sdpa"``, ``"flash_attention_2"``; None lets transformers choose.
+        device_map: passed to ``from_pretrained``. With quantization on a GPU machine it defaults
+            to this process's GPU (``LOCAL_RANK``), so each DDP worker holds its own copy.
+        trust_remote_code: run code from the model repository (off unless you trust it).
+        adapter: folder or Hub id of a saved LoRA adapter to load on top of the base model.
+        adapter_trainable: load ``adapter`` with trainable weights (continued training) rather
+            than frozen (inference).
+        gradient_checkpointing: enable gradient checkpointing (non-reentrant) for training.
+        revision: Hub revision (branch, tag or commit) of ``model_id_or_path``.
+
+    Returns:
+        ``(model, processor)``; ``model`` is a ``peft.PeftModel`` when a LoRA or adapter was asked.
+
+    Raises:
+        LevelTokenError: a level word is not a single token of the model's tokenizer.
+    """
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    if lora and adapter is not None:
+        raise ValueError("pass either `lora` (a new adapter) or `adapter` (a saved one), not both")
+    if train_vision_projector and not lora:
+        raise ValueError("train_vision_projector needs lora=True: without LoRA every weight trains anyway")
+    hub = dict(trust_remote_code=trust_remote_code, revision=revision)
+
+    processor = AutoProcessor.from_pretrained(model_id_or_path, **hub)
+    tokenizer = processor.tokenizer
+    level_token_ids(tokenizer)  # fail before reading gigabytes of weights
+    if tokenizer.pad_token is None:  # batching pairs needs a pad token; the models ignore its id
+        tokenizer.pad_token = tokenizer.eos_token
+
+    config = AutoConfig.from_pretrained(model_id_or_path, **hub)
+    quantization_config = _quantization_config(quantization, config)
+    if quantization_config is not None and device_map is None and torch.cuda.is_available():
+        device_map = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    kwargs = dict(dtype=dtype, device_map=device_map, use_safetensors=True, **hub)
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+    model = AutoModelForImageTextToText.from_pretrained(model_id_or_path, **kwargs)
+    _disable_cpu_weight_repacking(model)
+
+    quantized = quantization_config is not None
+    if quantized and (lora or adapter_trainable):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=adapter_trainable, revision=revision)
+    elif lora:
+        from peft import LoraConfig, get_peft_model
+
+        if isinstance(lora, LoraConfig):
+            lora_config = lora
+        else:
+            target = lora_target_modules(model) if lora_target == "auto" else lora_target
+            lora_config = LoraConfig(
+                r=lora_r,
+                lora_alpha=lora_alpha,
+                lora_dropout=lora_dropout,
+                target_modules=target,
+                modules_to_save=vision_projector_modules(model) if train_vision_projector else None,
+                task_type="CAUSAL_LM",
+            )
+        model = get_peft_model(model, lora_config)
+    _disable_cpu_weight_repacking(model)
+    return model, processor
+
+
+def lora_target_modules(model) -> str:
+    """The ``"auto"`` LoRA target: every linear projection inside the language model.
+
+    In a transformers-5 video LMM the decoder lives under ``*.language_model.*`` and its linear
+    layers are exactly the attention (``q/k/v/o_proj``) and MLP (``gate/up/down_proj``)
+    projections. The vision encoder is left alone: its layers can have the same names (SigLIP in
+    LLaVA-OneVision has ``q_proj``...), which is why the target is a regex anchored on
+    ``language_model`` (peft full-matches a string target against module names) and not a list
+    of names. ``lm_head`` is not inside the language model and is not targeted.
+
+    >>> lora_target_modules(model)                                        # doctest: +SKIP
+    '.*\\\\.language_model\\\\..*\\\\.(down_proj|gate_proj|k_proj|o_proj|q_proj|up_proj|v_proj)'
+    """
+    names = sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in _base_model(model).named_modules()
+            if f".{LANGUAGE_MODEL}." in f".{name}" and isinstance(module, torch.nn.Linear)
+        }
+    )
+    if not names:
+        raise ValueError(
+            f"found no linear layer under a '{LANGUAGE_MODEL}' module in {type(model).__name__}; "
+            "pass lora_target explicitly (a regex or a list of module names)"
+        )
+    return rf".*\.{LANGUAGE_MODEL}\..*\.({'|'.join(re.escape(n) for n in names)})"
+
+
+def vision_projector_modules(model) -> list[str]:
+    """Module names of the vision-to-language projector(s), for peft ``modules_to_save``.
+
+    Qwen2/2.5-VL: ``visual.merger``; Qwen3-VL: ``visual.merger`` and each
+    ``visual.deepstack_merger_list.<i>`` (a ModuleList is wrapped element by element, since the
+    model indexes it); LLaVA-OneVision: ``multi_modal_projector``.
+    """
+    found = []
+    for name, _ in _base_model(model).named_modules():
+        parts = name.split(".")
+        if LANGUAGE_MODEL in parts:
+            continue
+        if parts[-1] in ("merger", "multi_modal_projector") or (len(parts) > 1 and parts[-2] == "deepstack_merger_list"):
+            found.append(name)
+    if not found:
+        raise ValueError(f"found no vision projector in {type(model).__name__} (looked for {VISION_PROJECTORS})")
+    return found
+
+
+def non_language_modules(config) -> list[str]:
+    """Full names of the top-level modules that are not the language model (vision tower,
+    projector) plus ``lm_head``: what quantization leaves in full precision.
+
+    Found by building the model on the ``meta`` device (no memory, no weights).
+    """
+    from transformers import AutoModelForImageTextToText
+
+    with torch.device("meta"):
+        skeleton = AutoModelForImageTextToText.from_config(config)
+    names = []
+    for name, child in skeleton.named_children():
+        if name == "model":
+            names += [f"model.{sub}" for sub, _ in child.named_children() if sub != LANGUAGE_MODEL]
+        else:
+            names.append(name)  # lm_head
+    return names
+
+
+@torch.no_grad()
+def compare(
+    model,
+    processor,
+    videos_a: Sequence[torch.Tensor],
+    videos_b: Sequence[torch.Tensor],
+    *,
+    batch_size: int = 8,
+    temperature: float = 1.0,
+    question: str = QUESTION,
+) -> torch.Tensor:
+    """Level probabilities of N pairs: ``(N, 5)``, rows sum to 1, columns in LEVELS order.
+
+    Runs in eval mode (the model's mode is restored afterwards), left-padded batches of
+    ``batch_size`` pairs, and asks the model for the last position's logits only.
+
+    >>> probs = compare(model, processor, [frames_a], [frames_b])      # doctest: +SKIP
+    >>> expected_preference(probs)                                      # doctest: +SKIP
+    tensor([0.4987])
+    """
+    if len(videos_a) != len(videos_b):
+        raise ValueError(f"videos_a has {len(videos_a)} videos but videos_b has {len(videos_b)}")
+    level_ids = level_token_ids(processor.tokenizer)
+    was_training = model.training
+    model.eval()
+    keep_last = "logits_to_keep" in inspect.signature(_base_model(model).forward).parameters
+    out = []
+    try:
+        for start in range(0, len(videos_a), batch_size):
+            batch = encode_pairs(
+                processor,
+                videos_a[start : start + batch_size],
+                videos_b[start : start + batch_size],
+                question=question,
+                processor_kwargs={"padding_side": "left"},
+            )
+            batch = batch_to_model(batch, model)
+            logits = model(**batch, **({"logits_to_keep": 1} if keep_last else {})).logits
+            level_logits = answer_logits(logits, batch["attention_mask"], level_ids)
+            out.append(level_distribution(level_logits, temperature).cpu())
+    finally:
+        model.train(was_training)
+    if not out:
+        return torch.empty(0, 5)
+    return torch.cat(out)
+
+
+def batch_to_model(batch, model):
+    """Move a processor batch to the model's device; pixel tensors take the dtype of the model's
+    floating weights (bf16 models get bf16 pixels), everything else keeps its dtype."""
+    device = next(model.parameters()).device
+    dtype = _float_dtype(model)
+    moved = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            pixels = key.startswith("pixel_values") and value.is_floating_point()
+            value = value.to(device=device, dtype=dtype if pixels else None)
+        moved[key] = value
+    return type(batch)(moved) if hasattr(batch, "convert_to_tensors") else moved
+
+
+def _float_dtype(model) -> torch.dtype:
+    for param in model.parameters():
+        if param.is_floating_point():
+            return param.dtype
+    return torch.float32
+
+
+def _quantization_config(quantization, config):
+    """A ``BitsAndBytesConfig`` from ``"4bit"``/``"8bit"`` (or the one given), skipping the
+    vision tower, projector and ``lm_head``."""
+    if quantization is None or quantization is False:
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if isinstance(quantization, BitsAndBytesConfig):
+        return quantization
+    skip = non_language_modules(config)
+    if quantization == "4bit":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=_compute_dtype(),
+            bnb_4bit_quant_storage=torch.uint8,
+            llm_int8_skip_modules=skip,
+        )
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+    raise ValueError(f"quantization must be '4bit', '8bit', a BitsAndBytesConfig or None, got {quantization!r}")
+
+
+def _compute_dtype() -> torch.dtype:
+    """bf16 on GPUs that support it, float32 otherwise (CPU bf16 matmuls are slow or emulated)."""
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _disable_cpu_weight_repacking(model) -> int:
+    """Turn off bitsandbytes' in-place CPU repacking on every Linear4bit (see the module doc)."""
+    try:
+        import bitsandbytes as bnb
+    except ImportError:  # no bitsandbytes, nothing quantized
+        return 0
+    count = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+            count += 1
+    return count
+
+
+def _base_model(model):
+    """The transformers model under a peft wrapper (or the model itself)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
