@@ -1,0 +1,157 @@
+"""Turn pair-dataset rows into model inputs: decode both videos, build the pair prompt, pad."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssvqa.errors import VideoError
+from ssvqa.labels import LEVEL_WEIGHTS, mirror_level
+from ssvqa.prompts import QUESTION, encode_pairs
+from ssvqa.video import decode_frames, is_within
+
+
+def soft_target(prob: float) -> list[float]:
+    """A five-level distribution whose expected preference is ``prob``: the mass is split between
+    the two levels whose weights bracket it (``0.6`` -> 60 % ``similar``, 40 % ``better``).
+
+    >>> soft_target(0.6)
+    [0.0, 0.0, 0.6, 0.4, 0.0]
+    """
+    prob = min(1.0, max(0.0, float(prob)))
+    upper = next(i for i, w in enumerate(LEVEL_WEIGHTS) if w >= prob)
+    target = [0.0] * len(LEVEL_WEIGHTS)
+    if upper == 0 or LEVEL_WEIGHTS[upper] == prob:
+        target[upper] = 1.0
+        return target
+    lower = upper - 1
+    share = (prob - LEVEL_WEIGHTS[lower]) / (LEVEL_WEIGHTS[upper] - LEVEL_WEIGHTS[lower])
+    target[lower], target[upper] = round(1.0 - share, 6), round(share, 6)
+    return target
+
+
+@dataclass
+class DataCollatorForVideoPairs:
+    """Collate pair rows (``video_a``, ``video_b``, ``label``, ``prob``) into one padded batch.
+
+    Each distinct video in a batch is decoded once, even when it appears in several pairs (a
+    pristine source is typically paired with every level of its ladder). Padding is on the left,
+    so the answer position (the token after "The quality of the second video is") is the last
+    position of every row and the model only needs logits there.
+
+    A video may be a path (``str``), or a datasets ``Video(decode=False)`` value
+    ``{"path": ..., "bytes": ...}`` as stored in published pair datasets. Paths without bytes are
+    resolved under ``video_root`` when given, and a path escaping it is refused.
+
+    Example:
+
+    ```python
+    >>> from ssvqa.collator import DataCollatorForVideoPairs
+    >>> collator = DataCollatorForVideoPairs(processor, num_frames=8, max_pixels=112 * 112)
+    >>> batch = collator([{"video_a": "ref.mp4", "video_b": "blur-3.mp4", "label": 0, "prob": 0.0}])
+    >>> batch.keys()
+    dict_keys(['input_ids', 'attention_mask', 'pixel_values_videos', 'video_grid_thw', 'level', 'prob', 'target'])
+    ```
+
+    Args:
+        processor: the model's processor (tokenizer + video processor + chat template).
+        num_frames: frames sampled uniformly from each video (ignored when ``fps`` is set).
+        fps: sample this many frames per second instead, at most ``max_frames``.
+        max_frames: cap on frames per video when sampling by ``fps``.
+        max_pixels: pixel budget per frame; frames are resized (aspect kept) before the processor.
+        frame_multiple: round frame sides to this multiple (patch size x spatial merge: 28 for Qwen-VL).
+        num_threads: ffmpeg threads per decode.
+        swap_augmentation: add the mirrored pair (second, first) with the mirrored label to the batch.
+        soft_targets: the cross-entropy target is ``soft_target(prob)`` rather than one-hot ``label``.
+        label_smoothing: mix the target with the uniform distribution by this much.
+        question: the user text of the pair prompt.
+        video_root: folder that relative video paths of rows are resolved in (and may not leave).
+    """
+
+    processor: Any
+    num_frames: int | None = 8
+    fps: float | None = None
+    max_frames: int = 32
+    max_pixels: int = 112 * 112
+    frame_multiple: int = 28
+    num_threads: int = 1
+    swap_augmentation: bool = False
+    soft_targets: bool = False
+    label_smoothing: float = 0.0
+    question: str = QUESTION
+    video_root: str | None = None
+    processor_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        tokenizer.padding_side = "left"
+
+    def __call__(self, examples: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        rows = list(examples)
+        if self.swap_augmentation:
+            rows += [_mirrored(row) for row in rows]
+        decoded: dict[str, torch.Tensor] = {}
+        videos_a = [self._frames(row["video_a"], decoded) for row in rows]
+        videos_b = [self._frames(row["video_b"], decoded) for row in rows]
+        batch = dict(
+            encode_pairs(
+                self.processor, videos_a, videos_b, question=self.question, processor_kwargs=self.processor_kwargs
+            )
+        )
+        levels = torch.tensor([int(row["label"]) for row in rows], dtype=torch.long)
+        probs = torch.tensor([float(row["prob"]) for row in rows], dtype=torch.float32)
+        if self.soft_targets:
+            target = torch.tensor([soft_target(p) for p in probs.tolist()], dtype=torch.float32)
+        else:
+            target = torch.nn.functional.one_hot(levels, len(LEVEL_WEIGHTS)).float()
+        if self.label_smoothing:
+            target = (1 - self.label_smoothing) * target + self.label_smoothing / len(LEVEL_WEIGHTS)
+        batch.update(level=levels, prob=probs, target=target)
+        return batch
+
+    def _frames(self, video: Any, decoded: dict[str, torch.Tensor]) -> torch.Tensor:
+        source, name = self._source(video)
+        key = hashlib.blake2b(source, digest_size=16).hexdigest() if isinstance(source, bytes) else f"path:{source}"
+        if key not in decoded:
+            decoded[key] = decode_frames(
+                source,
+                num_frames=self.num_frames,
+                fps=self.fps,
+                max_frames=self.max_frames,
+                num_threads=self.num_threads,
+                max_pixels=self.max_pixels,
+                multiple=self.frame_multiple,
+                name=name,
+            )
+        return decoded[key]
+
+    def _source(self, video: Any) -> tuple[bytes | str, str]:
+        """The bytes or path to decode, and the name errors should use."""
+        if isinstance(video, Mapping):
+            if video.get("bytes"):
+                return video["bytes"], str(video.get("path") or "<video bytes>")
+            video = video.get("path")
+        if not isinstance(video, (str, os.PathLike)) or not str(video):
+            raise VideoError(str(video), "row has neither video bytes nor a path")
+        path = str(video)
+        if self.video_root is not None:
+            resolved = Path(self.video_root, path)
+            if not is_within(resolved, self.video_root):
+                raise VideoError(path, f"path escapes the dataset root {self.video_root}")
+            path = str(resolved)
+        return path, path
+
+
+def _mirrored(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The same pair asked the other way round: (second, first), mirrored level, 1 - prob."""
+    mirrored = dict(row)
+    mirrored["video_a"], mirrored["video_b"] = row["video_b"], row["video_a"]
+    mirrored["label"] = mirror_level(int(row["label"]))
+    mirrored["prob"] = 1.0 - float(row["prob"])
+    return mirrored
