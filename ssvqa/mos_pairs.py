@@ -1,0 +1,188 @@
+"""Pairs from human mean opinion scores: a MOS-labelled dataset becomes comparison rows.
+
+Used where human labels exist (an upper-bound baseline, or mixing a little labelled data into
+training). Each row is a pair in the project schema (:mod:`ssvqa.pair_dataset`) with
+``origin="mos"``; :func:`ssvqa.pair_dataset.write_pair_dataset` writes and splits them.
+
+Level and prob
+--------------
+The gap is taken as the *second* video's MOS minus the first's, and normalised:
+
+* with rater spread (``mos_std``): ``z = Δ / sqrt(σ_a² + σ_b²)``. Under the Thurstone (case V,
+  Gaussian) model this makes ``Φ(z)`` the probability that a random viewer rates the second video
+  higher, which is exactly what ``prob`` means, so ``prob = Φ(z)``;
+* without it: ``z = Δ / s``, with ``s`` the standard deviation of MOS across the dataset. There is
+  no noise model then, so ``prob`` is the chosen level's weight (the same hard target every other
+  hard-labelled pair uses).
+
+The level is then the one whose weight (0, .25, .5, .75, 1) is nearest to ``Φ(z)``: ``|z| <
+similar_z`` is ``similar``, ``similar_z ≤ |z| < superior_z`` is ``better``/``worse``, larger is
+``superior``/``inferior``. The defaults are the midpoints between weights, ``Φ⁻¹(0.625) ≈ 0.319``
+and ``Φ⁻¹(0.875) ≈ 1.150``, so level and prob always agree.
+
+Keeping contents out of both splits
+-----------------------------------
+The project's rule is that train and test never share a content. A MOS pair holds two different
+videos, so a per-row content id of either video would not do: video X could sit in a train pair
+(as ``video_a``) and in a test pair (as ``video_b``). Instead the *videos* are split first: each
+video's content key (``content_column``, else the video's ``name``, else its file name) is
+hashed into one of ``num_groups`` groups, pairs are only made inside a group, and every row's
+``content_id`` is its group (``"mos-g007"``). The writer's content-id split then sends whole
+groups to train or test, so no video -- and no source content, when ``content_column`` names the
+source of distorted versions (LIVE-YT-HFR, Waterloo-IVC-4K) -- is in both. The split's
+granularity is one group: keep ``num_groups`` well above ``1 / test_fraction`` (the default aims
+at about 20 videos per group, at most 100 groups).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any, Mapping
+
+import numpy as np
+
+from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
+
+_NORMAL = NormalDist()
+SIMILAR_Z = _NORMAL.inv_cdf(0.625)  # ≈ 0.319: midpoint of the weights of similar and better
+SUPERIOR_Z = _NORMAL.inv_cdf(0.875)  # ≈ 1.150: midpoint of the weights of better and superior
+
+
+def mos_level(z: float, similar_z: float = SIMILAR_Z, superior_z: float = SUPERIOR_Z) -> int:
+    """Level index for a normalised gap ``z`` (second minus first).
+
+    >>> [LEVELS[mos_level(z)] for z in (-2.0, -0.5, 0.1, 0.5, 2.0)]
+    ['inferior', 'worse', 'similar', 'better', 'superior']
+    """
+    if not 0 <= similar_z <= superior_z:
+        raise ValueError(f"need 0 <= similar_z <= superior_z, got {similar_z}, {superior_z}")
+    size = abs(z)
+    step = 0 if size < similar_z else (1 if size < superior_z else 2)
+    middle = LEVELS.index("similar")
+    return middle + step if z >= 0 else middle - step
+
+
+def mos_pair_rows(
+    dataset,
+    *,
+    pairs_per_video: int = 4,
+    seed: int = 0,
+    similar_z: float = SIMILAR_Z,
+    superior_z: float = SUPERIOR_Z,
+    num_groups: int | None = None,
+    content_column: str | None = None,
+) -> list[dict[str, Any]]:
+    """Pair rows (``video_a, video_b, label, prob, origin, content_id, provenance``) from MOS.
+
+    ``dataset`` is a ``datasets.Dataset`` (e.g. from :func:`ssvqa.benchmarks.load_benchmark`)
+    or a list of dicts with ``video`` (path) and ``mos``, optionally ``mos_std`` and ``name``.
+    Each video proposes ``pairs_per_video`` partners drawn at random from its group (so a video
+    is in about twice that many pairs); an unordered pair is made once, in a random order so
+    ``better`` and ``worse`` are equally frequent. Deterministic for a given ``seed``. See the
+    module doc for levels, probs and ``content_id``.
+    """
+    records = _records(dataset, content_column)
+    n = len(records)
+    if n < 2:
+        raise ValueError(f"need at least 2 videos to make pairs, got {n}")
+    if pairs_per_video < 1:
+        raise ValueError(f"pairs_per_video must be >= 1, got {pairs_per_video}")
+    mos = np.array([float(r["mos"]) for r in records])
+    if not np.isfinite(mos).all():
+        raise ValueError("mos contains NaN or infinite values")
+    stds = [r.get("mos_std") for r in records]
+    use_std = all(s is not None and math.isfinite(float(s)) for s in stds)
+    spread = float(mos.std())
+    if not use_std and spread == 0:
+        raise ValueError("all MOS are equal and no rater std is given: no pair has a known order")
+
+    num_groups = num_groups or max(1, min(100, n // 20))
+    keys = [_content_key(r, content_column) for r in records]
+    groups: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(_group_of(key, num_groups, seed), []).append(i)
+
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, Any]] = []
+    for group in sorted(groups):
+        members = groups[group]
+        made: set[tuple[int, int]] = set()
+        for i in members:
+            others = [j for j in members if j != i and (min(i, j), max(i, j)) not in made]
+            for j in rng.permutation(others)[:pairs_per_video].tolist():
+                made.add((min(i, j), max(i, j)))
+                a, b = (i, j) if rng.random() < 0.5 else (j, i)
+                rows.append(_row(records, a, b, mos, stds if use_std else None, spread, group, similar_z, superior_z))
+    return rows
+
+
+def _row(records, a, b, mos, stds, spread, group, similar_z, superior_z) -> dict[str, Any]:
+    gap = float(mos[b] - mos[a])
+    if stds is not None:
+        scale, basis = math.hypot(float(stds[a]), float(stds[b])), "rater_std"
+    else:
+        scale, basis = spread, "dataset_std"
+    z = 0.0 if gap == 0 else gap / scale if scale > 0 else math.copysign(math.inf, gap)
+    level = mos_level(z, similar_z, superior_z)
+    if stds is not None:  # Thurstone: P(a random viewer rates the second video higher)
+        prob = _NORMAL.cdf(z) if math.isfinite(z) else (1.0 if z > 0 else 0.0)
+    else:
+        prob = LEVEL_WEIGHTS[level]
+    provenance = {
+        "name_a": records[a].get("name", Path(records[a]["video"]).name),
+        "name_b": records[b].get("name", Path(records[b]["video"]).name),
+        "mos_a": float(mos[a]),
+        "mos_b": float(mos[b]),
+        "std_a": float(stds[a]) if stds is not None else None,
+        "std_b": float(stds[b]) if stds is not None else None,
+        "gap": gap,
+        "z": z if math.isfinite(z) else None,
+        "scale": scale,
+        "scale_basis": basis,
+        "group": group,
+    }
+    return {
+        "video_a": str(records[a]["video"]),
+        "video_b": str(records[b]["video"]),
+        "label": level,
+        "prob": float(prob),
+        "origin": "mos",
+        "content_id": f"mos-g{group:03d}",
+        "provenance": json.dumps(provenance, sort_keys=True),
+    }
+
+
+def _records(dataset, content_column: str | None) -> list[Mapping[str, Any]]:
+    if hasattr(dataset, "column_names"):  # a datasets.Dataset: read only the columns used
+        wanted = {"video", "mos", "mos_std", "name", content_column}
+        columns = {c: dataset[c] for c in dataset.column_names if c in wanted}
+        records = [{c: values[i] for c, values in columns.items()} for i in range(len(dataset))]
+    else:
+        records = list(dataset)
+    for i, record in enumerate(records):
+        if "video" not in record or "mos" not in record:
+            raise ValueError(f"row {i} needs 'video' and 'mos' (has {sorted(record)})")
+        if not isinstance(record["video"], (str, Path)):
+            raise ValueError(f"row {i}: 'video' must be a file path (load benchmarks with video paths, not decoded videos)")
+    return records
+
+
+def _content_key(record: Mapping[str, Any], content_column: str | None) -> str:
+    if content_column is not None:
+        if content_column not in record:
+            raise ValueError(f"content_column {content_column!r} is not a column (have {sorted(record)})")
+        return str(record[content_column])
+    # The name (not the absolute path) so every machine puts a video in the same group.
+    return str(record.get("name") or Path(record["video"]).name)
+
+
+def _group_of(key: str, num_groups: int, seed: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % num_groups
+
+
+__all__ = ["SIMILAR_Z", "SUPERIOR_Z", "mos_level", "mos_pair_rows"]
