@@ -109,7 +109,7 @@ def encode_pairs(
     videos_a: Sequence[torch.Tensor],
     videos_b: Sequence[torch.Tensor],
     *,
-    question: str = QUESTION,
+    question: str | Sequence[str] = QUESTION,
     processor_kwargs: dict | None = None,
     frame_rate: float = FRAME_RATE,
 ):
@@ -118,8 +118,10 @@ def encode_pairs(
     Args:
         processor: the model's ``AutoProcessor``.
         videos_a, videos_b: the first and second videos of each pair, ``uint8`` tensors of shape
-            ``(T, 3, H, W)`` from :func:`ssvqa.video.decode_frames` (sizes may differ).
-        question: the user text.
+            ``(T, 3, H, W)`` from :func:`ssvqa.video.decode_frames`. Sizes may differ; frame
+            counts may differ too except for LLaVA-OneVision, whose processor stacks all videos
+            of a batch into one tensor.
+        question: the user text, or one per pair.
         processor_kwargs: passed to the processor call, e.g. ``{"padding_side": "left"}``.
             The frames are already sampled, so ``do_sample_frames=False`` unless given.
         frame_rate: frames per second of the decoded frames, told to the processor as video
@@ -137,9 +139,12 @@ def encode_pairs(
         raise ValueError(f"videos_a has {len(videos_a)} videos but videos_b has {len(videos_b)}")
     if not len(videos_a):
         raise ValueError("encode_pairs needs at least one pair")
+    questions = [question] * len(videos_a) if isinstance(question, str) else list(question)
+    if len(questions) != len(videos_a):
+        raise ValueError(f"got {len(questions)} questions for {len(videos_a)} pairs")
     conversations = []
-    for first, second in zip(videos_a, videos_b):
-        messages = pair_messages(question)
+    for first, second, text in zip(videos_a, videos_b, questions):
+        messages = pair_messages(text)
         # The frames ride in the video blocks, in order: the processor collects them per chat.
         messages[0]["content"][0] = {"type": "video", "video": _check_video(first, "videos_a")}
         messages[0]["content"][1] = {"type": "video", "video": _check_video(second, "videos_b")}
