@@ -8,8 +8,9 @@ The numbers VQA papers report, computed the way they compute them:
 
       f(x) = (β1 − β2) / (1 + exp(−(x − β3) / |β4|)) + β2
 
-  so that a model is not punished for a non-linear but monotonic relation to MOS. ``plcc_raw`` is
-  Pearson on the raw predictions, for reference.
+  so that a model is not punished for a non-linear but monotonic relation to MOS. The fit may
+  also be decreasing, so PLCC after it is never negative: a model that ranks backwards shows up
+  in a negative SRCC/KRCC and ``plcc_raw`` (Pearson on the raw predictions).
 
 The fit uses ``scipy.optimize.curve_fit`` started at β = (max MOS, min MOS, mean prediction, std
 of predictions) -- a scale-aware version of the ``[max(y), min(y), mean(x), 0.5]`` start common in
