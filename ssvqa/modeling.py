@@ -132,7 +132,8 @@ def load_ranker(
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
     elif gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # Non-reentrant checkpointing needs no inputs that require grad (LoRA on frozen embeddings).
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
     if adapter is not None:
         from peft import PeftModel
