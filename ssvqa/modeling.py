@@ -61,6 +61,7 @@ def load_ranker(
     trust_remote_code: bool = False,
     adapter: str | os.PathLike | None = None,
     adapter_trainable: bool = False,
+    adapter_revision: str | None = None,
     gradient_checkpointing: bool = False,
     revision: str | None = None,
 ):
@@ -82,11 +83,14 @@ def load_ranker(
         dtype: dtype of the unquantized weights (``"auto"``: as stored).
         attn_implementation: e.g. ``"sdpa"``, ``"flash_attention_2"``; None lets transformers choose.
         device_map: passed to ``from_pretrained``. With quantization on a GPU machine it defaults
-            to this process's GPU (``LOCAL_RANK``), so each DDP worker holds its own copy.
+            to this process's GPU (``LOCAL_RANK``), so each DDP worker holds its own copy;
+            otherwise the model stays on the CPU (a Trainer moves it; for inference alone pass
+            ``"cuda"`` or ``"auto"``).
         trust_remote_code: run code from the model repository (off unless you trust it).
         adapter: folder or Hub id of a saved LoRA adapter to load on top of the base model.
         adapter_trainable: load ``adapter`` with trainable weights (continued training) rather
             than frozen (inference).
+        adapter_revision: Hub revision of ``adapter`` (e.g. ``"round-2"``).
         gradient_checkpointing: enable gradient checkpointing (non-reentrant) for training.
         revision: Hub revision (branch, tag or commit) of ``model_id_or_path``.
 
@@ -138,7 +142,7 @@ def load_ranker(
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=adapter_trainable, revision=revision)
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=adapter_trainable, revision=adapter_revision)
     elif lora:
         from peft import LoraConfig, get_peft_model
 
@@ -160,7 +164,7 @@ def load_ranker(
 
 
 def lora_target_modules(model) -> str:
-    """The ``"auto"`` LoRA target: every linear projection inside the language model.
+    r"""The ``"auto"`` LoRA target: every linear projection inside the language model.
 
     In a transformers-5 video LMM the decoder lives under ``*.language_model.*`` and its linear
     layers are exactly the attention (``q/k/v/o_proj``) and MLP (``gate/up/down_proj``)
@@ -170,7 +174,7 @@ def lora_target_modules(model) -> str:
     of names. ``lm_head`` is not inside the language model and is not targeted.
 
     >>> lora_target_modules(model)                                        # doctest: +SKIP
-    '.*\\\\.language_model\\\\..*\\\\.(down_proj|gate_proj|k_proj|o_proj|q_proj|up_proj|v_proj)'
+    '.*\\.language_model\\..*\\.(down_proj|gate_proj|k_proj|o_proj|q_proj|up_proj|v_proj)'
     """
     names = sorted(
         {
@@ -262,7 +266,7 @@ def compare(
                 processor_kwargs={"padding_side": "left"},
             )
             batch = batch_to_model(batch, model)
-            logits = model(**batch, **({"logits_to_keep": 1} if keep_last else {})).logits
+            logits = model(**batch, use_cache=False, **({"logits_to_keep": 1} if keep_last else {})).logits
             level_logits = answer_logits(logits, batch["attention_mask"], level_ids)
             out.append(level_distribution(level_logits, temperature).cpu())
     finally:
