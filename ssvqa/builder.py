@@ -26,6 +26,7 @@ A builder turns input videos into pairs. Three things do not depend on how pairs
        work_dir/items/<key>/          the files the worker wrote for that input
        work_dir/skipped/<key>.json    why an input failed
        work_dir/inputs/<key>.<ext>    videos materialised from dataset rows
+       work_dir/tmp/<key>.<random>/   an attempt in progress (moved to items/ when it succeeds)
 
    A rerun after an interruption (even ``kill -9``) redoes only what has no ``done`` record, so
    its result equals an uninterrupted run. Results are sorted by key, never by finishing time.
@@ -38,6 +39,7 @@ import json
 import multiprocessing
 import os
 import re
+import secrets
 import shutil
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -348,17 +350,20 @@ def run_resumable(
         else:
             todo.append(item)
 
+    attempts = {item.key: _attempt_dir(work_dir, item) for item in todo}
     with tqdm(total=len(items), initial=reused, desc=desc, unit="video", dynamic_ncols=True) as bar:
         if num_proc <= 1:
             for item in todo:
-                _record(work_dir, item, fingerprint, _run_one(worker, item, _tmp_dir(work_dir, item)))
+                outcome = _run_one(worker, item, attempts[item.key])
+                _record(work_dir, item, fingerprint, attempts[item.key], outcome)
                 bar.update(1)
         else:
             context = multiprocessing.get_context("spawn")  # fork is unsafe once torch threads exist
             with ProcessPoolExecutor(max_workers=num_proc, mp_context=context) as pool:
-                futures = {pool.submit(_run_one, worker, item, _tmp_dir(work_dir, item)): item for item in todo}
+                futures = {pool.submit(_run_one, worker, item, attempts[item.key]): item for item in todo}
                 for future in as_completed(futures):
-                    _record(work_dir, futures[future], fingerprint, future.result())
+                    item = futures[future]
+                    _record(work_dir, item, fingerprint, attempts[item.key], future.result())
                     bar.update(1)
 
     finished, skipped = [], []
@@ -373,13 +378,20 @@ def run_resumable(
     return MapResult(finished, skipped, ran=len(todo), reused=reused)
 
 
-def _tmp_dir(work_dir: Path, item: InputItem) -> Path:
-    return work_dir / "tmp" / item.key
+def _attempt_dir(work_dir: Path, item: InputItem) -> Path:
+    """A fresh folder for one attempt at ``item``, after removing earlier attempts' leftovers.
+
+    Each attempt gets its own name: a killed run may leave a child process (ffmpeg) still
+    writing into its folder for a moment, and it must not write into the new attempt's.
+    """
+    tmp = work_dir / "tmp"
+    for stale in [tmp / item.key, *tmp.glob(f"{item.key}.*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return tmp / f"{item.key}.{secrets.token_hex(4)}"
 
 
 def _run_one(worker: Worker, item: InputItem, out_dir: Path) -> tuple[str, Any]:
     """Run the worker in a fresh folder; turn failures into (kind, reason). Runs in the pool."""
-    shutil.rmtree(out_dir, ignore_errors=True)  # leftovers of an interrupted attempt
     out_dir.mkdir(parents=True)
     try:
         result = worker(item, out_dir)
@@ -391,11 +403,11 @@ def _run_one(worker: Worker, item: InputItem, out_dir: Path) -> tuple[str, Any]:
         return "error", f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}"
 
 
-def _record(work_dir: Path, item: InputItem, fingerprint: str, outcome: tuple[str, Any]) -> None:
+def _record(work_dir: Path, item: InputItem, fingerprint: str, tmp: Path, outcome: tuple[str, Any]) -> None:
     """Persist one outcome. Files move into place before the ``done`` record is written, so a
     ``done`` record always means complete files."""
     kind, value = outcome
-    tmp, files = _tmp_dir(work_dir, item), work_dir / "items" / item.key
+    files = work_dir / "items" / item.key
     shutil.rmtree(files, ignore_errors=True)
     if kind == "done":
         files.parent.mkdir(parents=True, exist_ok=True)

@@ -190,13 +190,14 @@ def test_an_interrupted_item_is_redone_from_scratch(tmp_path):
     key = input_key("y.mp4")
     (work / "done" / f"{key}.json").unlink()
     (work / "items" / key / "copy.bin").write_bytes(b"half")
-    (work / "tmp" / key).mkdir(parents=True)
-    (work / "tmp" / key / "junk").write_bytes(b"junk")
+    (work / "tmp" / f"{key}.dead").mkdir(parents=True)
+    (work / "tmp" / f"{key}.dead" / "junk").write_bytes(b"junk")
     result = run_resumable(items, size_worker, work_dir=work, fingerprint="f")
     assert (result.ran, result.reused) == (1, 1)
     y = next(f for f in result.finished if f.item.key == key)
     assert sorted(p.name for p in y.files.iterdir()) == ["copy.bin"]
     assert (y.files / "copy.bin").read_bytes() == b"y" * 20
+    assert list((work / "tmp").iterdir()) == []  # the dead attempt's leftovers are gone
 
 
 def test_process_pool_gives_the_same_results(tmp_path):
