@@ -22,16 +22,10 @@ from ssvqa.errors import VideoError
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Distortion ladders of known severity (level 1 mild .. 3 strong; level 0 is the clean version).
-# Different strengths and clip size from the calibration set the default weights were checked on.
-LADDERS = {
-    "blur": ["gblur=sigma=1", "gblur=sigma=2", "gblur=sigma=4"],
-    "noise": ["noise=alls=8:allf=t", "noise=alls=16:allf=t", "noise=alls=32:allf=t"],
-    "compress": ["crf=36", "crf=44", "crf=51"],
-    "downscale": ["scale=iw/2:ih/2,scale={w}:{h}", "scale=iw/3:ih/3,scale={w}:{h}", "scale=iw/4:ih/4,scale={w}:{h}"],
-    "fps": ["fps=5,fps=10", "fps=3.3,fps=10", "fps=2,fps=10"],
-}
-SOURCES = {
+# Hidden-quality set: synthetic sources, each clean and at every level of a few distortions of
+# the simulator (``ssvqa.distortions``). Within a source, a higher level is the worse video.
+DISTORTIONS = ("h264", "gaussian_blur", "noise", "downscale", "frame_rate")
+SOURCES = {  # ffmpeg lavfi graphs; {w}x{h} the clip size, {qw}x{qh} a quarter of it
     "testsrc2": "testsrc2=size={w}x{h}:rate=10",
     "mandelbrot": "mandelbrot=size={w}x{h}:rate=10:start_scale=2",
     "cells": "life=size={qw}x{qh}:rate=10:mold=8:ratio=0.35:seed=7:death_color=#204030:life_color=#f0c060,"
@@ -41,35 +35,29 @@ SOURCES = {
 }
 
 
-def make_hidden_quality_set(root: Path, size: str = "160x120", duration: float = 2.0) -> list[dict]:
-    """Each source, clean and at three severities of each distortion: rows with the hidden truth.
+def make_hidden_quality_set(root: Path, size: str = "160x120", duration: float = 2.0, seed: int = 0) -> list[dict]:
+    """Every source clean and at every level of ``DISTORTIONS``: rows with the hidden truth.
 
-    One ffmpeg process per source (a ``split`` filter graph with one output per version), all
-    versions x264 at crf 18 except the compression ladder. Returns dicts with ``path``,
-    ``source``, ``distortion`` and ``level`` (0 clean .. 3 strongest).
+    Returns dicts with ``path``, ``source``, ``distortion`` (``"clean"`` for the reference) and
+    ``level`` (0 clean, then 1 mildest .. n strongest, as in the simulator's catalogue).
     """
+    from ssvqa.distortions import Variant, ladder, render_variants
+
     width, height = (int(v) for v in size.split("x"))
     sizes = {"w": width, "h": height, "qw": width // 4, "qh": height // 4}
     root.mkdir(parents=True, exist_ok=True)
+    variants = [Variant(())] + [variant for name in DISTORTIONS for variant in ladder(name)]
     rows = []
-    for source, graph_source in SOURCES.items():
-        versions = [("clean", 0, "null", 18)]
-        for distortion, steps in LADDERS.items():
-            for level, step in enumerate(steps, 1):
-                if distortion == "compress":
-                    versions.append((distortion, level, "null", int(step.split("=")[1])))
-                else:
-                    versions.append((distortion, level, step.format(**sizes), 18))
-        graph = graph_source.format(**sizes) + f",format=yuv444p,split={len(versions)}"
-        graph += "".join(f"[s{k}]" for k in range(len(versions)))
-        graph += "".join(f";[s{k}]{chain}[o{k}]" for k, (_, _, chain, _) in enumerate(versions))
-        command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-filter_complex", graph]
-        for k, (distortion, level, _, crf) in enumerate(versions):
-            path = root / f"{source}-{distortion}{level}.mp4"
-            command += ["-map", f"[o{k}]", "-t", str(duration), "-c:v", "libx264", "-crf", str(crf)]
-            command += ["-pix_fmt", "yuv420p", str(path)]
+    for source, graph in SOURCES.items():
+        clip = root / f"{source}.mp4"
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", graph.format(**sizes),
+             "-t", str(duration), "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(clip)],
+            check=True,
+        )
+        for variant, path in zip(variants, render_variants(clip, variants, root / source, seed=seed)):
+            distortion, level = variant.steps[0] if variant.steps else ("clean", 0)
             rows.append({"path": str(path), "source": source, "distortion": distortion, "level": level})
-        subprocess.run(command, check=True)
     return rows
 
 
@@ -167,11 +155,11 @@ def test_features_are_finite_and_named(video_factory):
 def test_each_measure_moves_the_way_its_distortion_says(hidden_quality, hidden_features):
     """The measure meant for a distortion moves monotonically along its ladder, on most sources."""
     expectations = {  # distortion -> (feature, +1 if it grows with severity)
-        "blur": ("sharpness", -1),
+        "gaussian_blur": ("sharpness", -1),
         "noise": ("noise", +1),
-        "compress": ("bits_per_pixel", -1),
+        "h264": ("bits_per_pixel", -1),
         "downscale": ("sharpness", -1),
-        "fps": ("duplicate_frames", +1),
+        "frame_rate": ("duplicate_frames", +1),
     }
     for distortion, (feature, direction) in expectations.items():
         monotone = 0

@@ -13,15 +13,16 @@ feature                how it is measured                                       
                        the gradients change when the frame is blurred again),
                        on a 3x3-median-denoised frame so noise is not mistaken
                        for detail
-``noise``              noise sigma (Immerkær's operator) over the flattest      worse
-                       third of the frame (flat in the denoised frame)
+``noise``              log2(1 + noise sigma), sigma by Immerkær's operator      worse
+                       over the flattest third of the frame (flat in the
+                       denoised frame); log, so strong noise keeps counting
 ``blockiness``         log of (mean step across 8x8 block boundaries) /         worse
                        (mean step inside blocks)
 ``banding``            in gentle ramps, fraction of neighbour steps that are    worse
                        exactly flat (smooth gradients turned into plateaus)
 ``bits_per_pixel``     log2 of stream bit rate / (width x height x fps)         better
-``duplicate_frames``   fraction of consecutive frames that are identical, in    worse
-                       a clip that moves
+``duplicate_frames``   fraction of consecutive frames that repeat the previous  worse
+                       one (difference < 1/10 of the clip's motion)
 ``motion_irregularity``  |d1 - d2| / (d1 + d2) of consecutive frame             worse
                        differences in runs of three frames (judder, drops)
 ``clipped``            fraction of pixels crushed to black or blown to white    worse
@@ -59,7 +60,7 @@ from ssvqa.video import _open, _short, probe, uniform_indices
 # feature -> (centre, scale, sign): z = sign * (x - centre) / scale. Sign +1 when higher is better.
 FEATURE_RANGES: dict[str, tuple[float, float, float]] = {
     "sharpness": (0.6, 0.2, +1.0),
-    "noise": (1.0, 1.5, -1.0),
+    "noise": (1.0, 1.0, -1.0),
     "blockiness": (0.0, 0.1, -1.0),
     "banding": (0.4, 0.25, -1.0),
     "bits_per_pixel": (-3.0, 2.0, +1.0),
@@ -168,7 +169,7 @@ class ClassicalAnnotator:
         denoised = _median3(still)
         values = {
             "sharpness": 1.0 - _blur_effect(denoised),
-            "noise": _noise_sigma(still, denoised),
+            "noise": math.log2(1.0 + _noise_sigma(still, denoised)),
             "blockiness": _blockiness(still),
             "banding": _banding(still, denoised),
             "bits_per_pixel": _log2_bits_per_pixel(video, info),
@@ -313,13 +314,21 @@ def _colourfulness(rgb: torch.Tensor) -> float:
 
 
 def _temporal(luma: torch.Tensor) -> dict[str, float]:
-    """Duplicate frames and motion irregularity from runs of consecutive frames ``(N, L, H, W)``."""
+    """Duplicate frames and motion irregularity from runs of consecutive frames ``(N, L, H, W)``.
+
+    A repeated frame is not bit-identical after encoding (its difference is a few tenths of a
+    level where real motion gives several levels), so "duplicate" is relative to the clip's
+    motion: a frame difference under a tenth of the clip's typical moving difference (the second
+    largest, so that one scene cut does not set the scale).
+    """
     differences = (luma[:, 1:] - luma[:, :-1]).abs().mean(dim=(-2, -1))  # (N, L-1), luma levels
-    if float(differences.max()) < 0.5:  # a still clip (or one frame): nothing can judder
+    flat = differences.flatten().sort(descending=True).values
+    motion = float(flat[1] if flat.numel() > 1 else flat[0])
+    if motion < 1.0:  # a still clip (or one frame): nothing can judder
         return {"duplicate_frames": 0.0, "motion_irregularity": 0.0}
-    duplicates = float((differences < 0.05).float().mean())
+    duplicates = float((differences < 0.1 * motion).float().mean())
     total = differences.sum(dim=1)
-    moving = total > 0.5
+    moving = total > 0.1 * motion
     spread = (differences.max(dim=1).values - differences.min(dim=1).values) / total.clamp(min=1e-6)
     irregularity = float(spread[moving].mean()) if bool(moving.any()) else 0.0
     return {"duplicate_frames": duplicates, "motion_irregularity": irregularity}
