@@ -191,12 +191,18 @@ def _has_data_files(folder: Path) -> bool:
 
 
 def _load_dataset(spec: str):
+    """``datasets.load_dataset(spec)``; a failure says what was tried, not only the Hub's error."""
     import datasets
 
+    if not Path(spec).exists() and (spec.startswith((".", "/", "~")) or spec.count("/") > 1):
+        raise FileNotFoundError(f"{spec}: no such file or folder (and not a Hub dataset id like 'owner/name')")
     try:
         return datasets.load_dataset(spec)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{spec}: not a local path, and no dataset could be loaded from it ({err})") from err
+    except Exception as err:  # noqa: BLE001  (the Hub client raises many kinds; all mean "cannot load")
+        raise FileNotFoundError(
+            f"{spec}: not a folder of videos, a list file or a video, and loading it as a dataset failed: "
+            f"{type(err).__name__}: {err}"
+        ) from err
 
 
 def _list_file_entries(list_file: Path) -> list[_Entry]:

@@ -114,6 +114,15 @@ def test_dataset_rows_with_paths_must_stay_in_the_dataset_root(clips, tmp_path):
     assert "has no video" in reasons["train[4]"]
 
 
+def test_missing_inputs_say_what_was_tried(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        collect_inputs(tmp_path / "missing" / "videos", work_dir=tmp_path)
+    empty = tmp_path / "empty_folder"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="loading it as a dataset failed"):
+        collect_inputs(empty, work_dir=tmp_path)
+
+
 def test_shards_partition_the_inputs():
     keys = [f"k{i:03d}" for i in range(23)]
     parts = [shard(keys, i, 4, key=str) for i in range(4)]
