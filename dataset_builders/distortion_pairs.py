@@ -74,7 +74,7 @@ from ssvqa.builder import (
 from ssvqa.distortions import CATALOGUE, Variant, render_variants, ssim_many
 from ssvqa.labels import LEVELS, SIMILAR, level_prob
 from ssvqa.pair_dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
-from ssvqa.video import content_hash, probe
+from ssvqa.video import content_hash, is_within, probe
 
 DEFAULT_MAX_PIXELS = 640 * 360
 SIMILAR_SSIM = 0.999  # a variant at least this close to the reference is "similar" to it
@@ -347,6 +347,9 @@ def build_distortion_pairs(
         threads=threads,
     )
     if isinstance(inputs, (str, Path)):
+        if Path(inputs).is_dir() and is_within(output_dir, inputs):
+            # Its own outputs would become inputs on the next run.
+            raise ValueError(f"the output folder {output_dir} must not be inside the input folder {inputs}")
         found = collect_inputs(inputs, work_dir=work_dir, video_column=video_column, shard_index=shard_index, num_shards=num_shards)
     else:
         items = [InputItem(input_key(str(p)), Path(p), str(p)) for p in inputs]

@@ -29,7 +29,9 @@ A builder turns input videos into pairs. Three things do not depend on how pairs
        work_dir/tmp/<key>.<random>/   an attempt in progress (moved to items/ when it succeeds)
 
    A rerun after an interruption (even ``kill -9``) redoes only what has no ``done`` record, so
-   its result equals an uninterrupted run. Results are sorted by key, never by finishing time.
+   its result equals an uninterrupted run. A record is reused only for the same input file (size
+   and modification time) and the same ``fingerprint`` (the builder's settings). Results are
+   sorted by key, never by finishing time.
 """
 
 from __future__ import annotations
@@ -415,16 +417,26 @@ def _record(work_dir: Path, item: InputItem, fingerprint: str, tmp: Path, outcom
     kind, value = outcome
     files = work_dir / "items" / item.key
     shutil.rmtree(files, ignore_errors=True)
+    record = {"fingerprint": fingerprint, "input": item.name, "input_stat": _stat(item.path)}
     if kind == "done":
         files.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, files)
         (work_dir / "skipped" / f"{item.key}.json").unlink(missing_ok=True)
-        _atomic_write_json(work_dir / "done" / f"{item.key}.json", {"fingerprint": fingerprint, "input": item.name, "result": value})
+        _atomic_write_json(work_dir / "done" / f"{item.key}.json", {**record, "result": value})
     else:
         shutil.rmtree(tmp, ignore_errors=True)
         (work_dir / "done" / f"{item.key}.json").unlink(missing_ok=True)
-        record = {"fingerprint": fingerprint, "input": item.name, "reason": value, "final": kind == "video"}
+        record.update(reason=value, final=kind == "video")
         _atomic_write_json(work_dir / "skipped" / f"{item.key}.json", record)
+
+
+def _stat(path: Path) -> list[int] | None:
+    """Size and modification time: a replaced input file is processed again, not reused."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return [info.st_size, info.st_mtime_ns]
 
 
 def _load_record(work_dir: Path, item: InputItem, fingerprint: str) -> dict | None:
@@ -434,7 +446,7 @@ def _load_record(work_dir: Path, item: InputItem, fingerprint: str) -> dict | No
         if not path.is_file():
             continue
         record = json.loads(path.read_text())
-        if record.get("fingerprint") != fingerprint:
+        if record.get("fingerprint") != fingerprint or record.get("input_stat") != _stat(item.path):
             continue
         if folder == "done" and (work_dir / "items" / item.key).is_dir():
             return record

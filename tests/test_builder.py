@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import datasets
@@ -185,6 +186,11 @@ def test_run_resumable_persists_and_reuses(tmp_path):
     assert (second.ran, second.reused) == (1, 3)
     assert sorted(f.item.name for f in second.finished) == ["boom.mp4", "x.mp4", "y.mp4"]
     assert [s.input for s in second.skipped] == ["empty.mp4"]
+
+    # A replaced input file is processed again; the others are still reused.
+    os.utime(items[0].path, ns=(1, 1))
+    again = run_resumable(items, size_worker, work_dir=work, fingerprint="f1")
+    assert (again.ran, again.reused) == (1, 3) and _calls(work)[-1] == items[0].key
 
     # Other arguments (another fingerprint) never reuse results made with the old ones.
     third = run_resumable(items, size_worker, work_dir=work, fingerprint="f2")

@@ -201,6 +201,8 @@ def test_list_file_and_dataset_inputs(sources, tmp_path):
     from_dataset = build_distortion_pairs(saved, tmp_path / "from_dataset", video_column="clip", **options)
     assert from_dataset.sources == 1 and [s["reason"] for s in from_dataset.skipped] == ["0-byte file"]
     # The same bytes give the same content id, variants and labels, whatever the input kind.
+    with pytest.raises(ValueError, match="must not be inside the input folder"):
+        build_distortion_pairs(sources, sources / "pairs", **options)
     strip = lambda rows: [(r["content_id"], r["label"], r["video_a"], r["video_b"]) for r in rows]  # noqa: E731
     assert {s: strip(r) for s, r in read_rows(tmp_path / "from_dataset").items()} == {
         s: strip(r) for s, r in read_rows(tmp_path / "from_list").items()
