@@ -76,3 +76,23 @@ def odd_videos(tmp_path_factory) -> dict[str, Path]:
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=d=1", str(audio)], check=True)
     videos["audio_only"] = audio
     return videos
+
+
+@pytest.fixture(scope="session")
+def pair_dataset_dir(tmp_path_factory) -> Path:
+    """A real distortion-pair dataset folder made by the builder from four small synthetic sources."""
+    from dataset_builders.distortion_pairs import build_distortion_pairs
+
+    root = tmp_path_factory.mktemp("pairs")
+    sources = [
+        make_video(root / "src" / "bars.mp4", size="160x120", rate=10, source="smptebars"),
+        make_video(root / "src" / "fractal.mp4", size="160x120", rate=10, source="mandelbrot"),
+        make_video(root / "src" / "pattern.mp4", size="160x120", rate=10, source="testsrc2"),
+        make_video(root / "src" / "portrait.mp4", size="120x160", rate=10, source="rgbtestsrc"),
+    ]
+    out = root / "dataset"
+    build_distortion_pairs(
+        sources, out, types=["gaussian_blur", "noise", "downscale"], types_per_source=2, test_fraction=0.25, seed=0,
+        max_pixels=160 * 120,
+    )
+    return out

@@ -1,0 +1,155 @@
+"""RankTrainer and its collator on real pair datasets made by the builder, with tiny models."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+import torch
+
+import ssvqa.collator as collator_module
+from ssvqa.collator import DataCollatorForVideoPairs, soft_target
+from ssvqa.errors import VideoError
+from ssvqa.labels import LEVEL_WEIGHTS, mirror_level
+from ssvqa.modeling import load_ranker
+from ssvqa.testing import save_tiny_model
+from ssvqa.trainer import RankConfig, RankTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pairs(pair_dataset_dir):
+    loaded = datasets.load_dataset(str(pair_dataset_dir))
+    merged = datasets.concatenate_datasets([loaded[name] for name in sorted(loaded)])
+    # As RankTrainer does: keep the embedded bytes, let the collator decode only what it needs.
+    for column in ("video_a", "video_b"):
+        merged = merged.cast_column(column, datasets.Video(decode=False))
+    return merged
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {family: save_tiny_model(root / family, family) for family in ("qwen2_5_vl", "qwen3_vl", "llava_onevision")}
+
+
+def _args(tmp_path, **overrides):
+    defaults = dict(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, per_device_eval_batch_size=4,
+        learning_rate=5e-3, max_steps=12, logging_steps=4, save_strategy="no", use_cpu=True, seed=0,
+    )
+    defaults.update(overrides)
+    return RankConfig(**defaults)
+
+
+def _fixed_batch(pairs, size=4):
+    """Pairs with clear answers (no ties), so a loss drop means the model learnt them."""
+    decided = pairs.filter(lambda row: row["prob"] != 0.5)
+    return decided.select(range(min(size, len(decided))))
+
+
+def test_soft_target_keeps_the_expected_preference():
+    for prob in (0.0, 0.1, 0.25, 0.6, 0.9, 1.0):
+        target = soft_target(prob)
+        assert sum(target) == pytest.approx(1.0)
+        assert sum(t * w for t, w in zip(target, LEVEL_WEIGHTS)) == pytest.approx(prob)
+
+
+def test_collator_decodes_each_distinct_video_once_per_batch(pairs, tiny_models, monkeypatch):
+    processor = load_ranker(tiny_models["qwen2_5_vl"])[1]
+    calls = []
+    real_decode = collator_module.decode_frames
+
+    def counting_decode(source, **kwargs):  # a spy: the real decoder runs
+        calls.append(kwargs.get("name"))
+        return real_decode(source, **kwargs)
+
+    monkeypatch.setattr(collator_module, "decode_frames", counting_decode)
+    rows = [pairs[i] for i in range(min(8, len(pairs)))]
+    distinct = {row[column]["bytes"] for row in rows for column in ("video_a", "video_b")}
+    assert len(distinct) < 2 * len(rows), "fixture should reuse a video across pairs (the pristine reference)"
+    batch = DataCollatorForVideoPairs(processor)(rows)
+    assert len(calls) == len(distinct)
+    assert batch["input_ids"].shape[0] == len(rows)
+    assert bool(batch["attention_mask"][:, -1].all()), "left padding: the answer is the last position"
+
+
+def test_swap_augmentation_adds_each_mirrored_pair(pairs, tiny_models):
+    processor = load_ranker(tiny_models["qwen2_5_vl"])[1]
+    rows = [pairs[i] for i in range(3)]
+    batch = DataCollatorForVideoPairs(processor, swap_augmentation=True)(rows)
+    assert batch["level"].tolist() == [r["label"] for r in rows] + [mirror_level(r["label"]) for r in rows]
+    assert batch["prob"][3:].tolist() == pytest.approx([1 - r["prob"] for r in rows])
+
+
+def test_row_paths_may_not_escape_the_video_root(tmp_path, tiny_models, video_factory):
+    processor = load_ranker(tiny_models["qwen2_5_vl"])[1]
+    inside = video_factory("inside.mp4")
+    collate = DataCollatorForVideoPairs(processor, video_root=str(tmp_path))
+    ok = collate([{"video_a": inside.name, "video_b": inside.name, "label": 2, "prob": 0.5}])
+    assert ok["input_ids"].shape[0] == 1
+    with pytest.raises(VideoError, match="escapes the dataset root"):
+        collate([{"video_a": "../../etc/passwd", "video_b": inside.name, "label": 2, "prob": 0.5}])
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl", "llava_onevision"])
+@pytest.mark.parametrize("loss_type", ["ce", "bt"])
+def test_both_losses_reduce_the_loss_on_a_fixed_batch(pairs, tiny_models, tmp_path, family, loss_type):
+    batch = _fixed_batch(pairs)
+    trainer = RankTrainer(
+        model=str(tiny_models[family]), args=_args(tmp_path, loss_type=loss_type), train_dataset=batch, eval_dataset=batch
+    )
+    before = trainer.evaluate()
+    trainer.train()
+    after = trainer.evaluate()
+    # The fidelity loss (bt) is bounded and flat near p = 0.5: it falls less in 12 steps than ce.
+    assert after["eval_loss"] < (0.7 if loss_type == "ce" else 0.9) * before["eval_loss"], (before, after)
+    assert 0.0 <= after["eval_pair_accuracy"] <= 1.0
+
+
+def test_qlora_trains_evaluates_trains_again_saves_and_reloads(pairs, tiny_models, tmp_path):
+    from peft import LoraConfig
+
+    batch = _fixed_batch(pairs)
+    args = _args(tmp_path, max_steps=3, model_init_kwargs={"quantization": "4bit"})
+    trainer = RankTrainer(
+        model=str(tiny_models["qwen2_5_vl"]), args=args, train_dataset=batch, eval_dataset=batch,
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"),
+    )
+    trainer.train()
+    first = trainer.evaluate()
+    trainer.train()  # training after an eval pass is the bitsandbytes CPU trap of ENVIRONMENT.md
+    trainer.save_model()
+    saved = Path(args.output_dir)
+    assert (saved / "adapter_model.safetensors").exists() and (saved / "README.md").exists()
+    assert "LoRA adapter" in (saved / "README.md").read_text()
+
+    collate = trainer.data_collator
+    inputs = trainer._prepare_inputs(collate([batch[i] for i in range(2)]))
+    trainer.model.eval()
+    with torch.no_grad():
+        trained = trainer.level_logits(trainer.model, inputs)
+    model, _ = load_ranker(str(tiny_models["qwen2_5_vl"]), quantization="4bit", adapter=str(saved))
+    with torch.no_grad():
+        reloaded = trainer.level_logits(model, inputs)
+    torch.testing.assert_close(reloaded, trained, rtol=1e-4, atol=1e-4)
+    assert first["eval_loss"] > 0
+
+
+def test_two_process_accelerate_launch_trains_and_exits_cleanly(pair_dataset_dir, tiny_models, tmp_path):
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(ROOT / "tests" / "scripts" / "train_ranker.py"),
+        str(tiny_models["qwen2_5_vl"]), str(pair_dataset_dir), str(tmp_path / "ddp"),
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert result["world_size"] == 2 and result["steps"] == 3
+    assert (tmp_path / "ddp" / "model.safetensors").exists()
