@@ -151,8 +151,9 @@ def collect_inputs(
         import datasets
 
         dataset, root = datasets.load_from_disk(str(path)), path
-    elif path.is_dir() and not _has_data_files(path) and list_videos(path):
-        entries = [_Entry(input_key(p.relative_to(path).as_posix()), p.relative_to(path).as_posix(), path=p) for p in list_videos(path)]
+    elif path.is_dir() and not _has_data_files(path) and (videos := list_videos(path)):
+        names = [video.relative_to(path).as_posix() for video in videos]
+        entries = [_Entry(input_key(name), name, path=video) for name, video in zip(names, videos)]
     elif path.is_dir():
         dataset, root = _load_dataset(str(path)), path
     elif path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
