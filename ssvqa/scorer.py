@@ -1,0 +1,485 @@
+"""Score videos 0–100 with a trained pair ranker: compare each video with K anchor videos.
+
+:class:`QualityScorer` asks the ranker (:func:`ssvqa.modeling.compare`) how each test video
+compares with K anchor videos of known quality and turns the answers into a 0–100 score with the
+Bradley–Terry MAP of :mod:`ssvqa.scoring` (that module's doc explains the math and the score's
+meaning: 0 = at or below the worst anchor, 100 = at or above the best one).
+
+>>> scorer = QualityScorer.from_pretrained("my-ranker")                      # doctest: +SKIP
+>>> scorer.score(["a.mp4", "b.mp4"])                                         # doctest: +SKIP
+[37.2, 81.0]
+
+Anchors
+-------
+The K×K anchor–anchor block needs K·(K−1) comparisons (both orders of every pair); it is computed
+once and kept. :meth:`QualityScorer.save_anchors` writes ``anchors.json`` plus a copy of the
+anchor videos (``anchors/``) into a folder, normally the model's: :meth:`from_pretrained` then
+finds them there and reloads the block without a single comparison. A block made under other
+settings (frame count, pixel budget, temperature) is recomputed, with a warning, since its
+preferences would not match the test comparisons. To make anchors from videos with known scores
+(a labelled set, or a distortion ladder), :meth:`QualityScorer.build_anchors` picks K of them
+spread over the range (:func:`ssvqa.scoring.select_anchors`).
+
+Throughput
+----------
+Each video is decoded once; all N·K comparisons of a chunk of videos go through ``compare`` in
+full batches, so a batch mixes videos (no half-empty batch per video). The next chunk is decoded
+in a background thread while the current one runs through the model. ``bench/bench_scoring.py``
+compares this with the bare batched forward passes it needs.
+
+Resolution: the default ``max_pixels`` (112×112 per frame) suits the tiny test models; a real
+ranker should be scored at the pixel budget it was trained at (e.g. ``448 * 448``).
+
+The ``ssvqa score`` command is :func:`add_arguments` and :func:`main` of this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssvqa.errors import SsvqaError, VideoError
+from ssvqa.scoring import anchor_matrix, score_against_anchors, select_anchors
+from ssvqa.video import VIDEO_EXTENSIONS, decode_frames, is_within, list_videos
+
+ANCHORS_FILE = "anchors.json"
+ANCHOR_VIDEOS_DIR = "anchors"
+DEFAULT_NUM_ANCHORS = 5
+DEFAULT_MAX_PIXELS = 112 * 112
+# Settings that change the ranker's answers: an anchor block made under others is recomputed.
+_BLOCK_SETTINGS = ("num_frames", "max_pixels", "temperature")
+
+
+class QualityScorer:
+    """A pair ranker plus K anchor videos: ``score(videos)`` gives 0–100 scores.
+
+    Build it with :meth:`from_pretrained`. Attributes: ``anchor_videos`` (paths),
+    ``anchor_scores`` (their known scores), ``anchor_block`` (K×K raw P(second better) of the
+    ordered anchor pairs, NaN on the diagonal), and the settings given to :meth:`from_pretrained`.
+    ``comparisons`` counts the comparisons made so far (anchor block included).
+    """
+
+    def __init__(
+        self,
+        model,
+        processor,
+        anchor_videos: Sequence[str | os.PathLike],
+        anchor_scores: Sequence[float],
+        anchor_block=None,
+        *,
+        num_frames: int = 8,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        temperature: float = 1.0,
+        mirrored: bool = False,
+        batch_size: int = 8,
+        chunk_videos: int = 64,
+        model_dir: str | os.PathLike | None = None,
+    ):
+        if len(anchor_videos) != len(anchor_scores):
+            raise ValueError(f"{len(anchor_videos)} anchor videos but {len(anchor_scores)} anchor scores")
+        if len(anchor_videos) < 2:
+            raise ValueError(f"need at least 2 anchors, got {len(anchor_videos)}")
+        self.model, self.processor = model, processor
+        self.anchor_videos = [Path(p) for p in anchor_videos]
+        self.anchor_scores = [float(s) for s in anchor_scores]
+        self.num_frames, self.max_pixels, self.temperature = int(num_frames), int(max_pixels), float(temperature)
+        self.mirrored, self.batch_size, self.chunk_videos = bool(mirrored), int(batch_size), int(chunk_videos)
+        self.model_dir = Path(model_dir) if model_dir is not None else None
+        self.multiple = _size_multiple(processor)
+        self.comparisons = 0
+        self._anchor_frames: list[torch.Tensor] | None = None
+        if anchor_block is None:
+            anchor_block = self._compute_anchor_block()
+        block = np.array(anchor_block, dtype=np.float64)
+        if block.shape != (len(self.anchor_videos),) * 2:
+            raise ValueError(f"anchor block must be {len(self.anchor_videos)}×{len(self.anchor_videos)}, got {block.shape}")
+        np.fill_diagonal(block, np.nan)
+        self.anchor_block = block
+        self._C_block = anchor_matrix(block)
+
+    # --- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_or_path,
+        anchors=None,
+        *,
+        adapter: str | os.PathLike | None = None,
+        num_frames: int = 8,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        temperature: float = 1.0,
+        mirrored: bool = False,
+        batch_size: int = 8,
+        quantization=None,
+        device_map=None,
+        processor=None,
+    ) -> QualityScorer:
+        """Load a ranker (a path or Hub id, or an already loaded model with ``processor=``) and its anchors.
+
+        Args:
+            model_or_path: folder or Hub id for :func:`ssvqa.modeling.load_ranker`, or a loaded model
+                (then pass ``processor``).
+            anchors: None (use the ``anchors.json`` saved in the adapter's or the model's folder),
+                a list of ``(video path, score)`` (the block is computed now), or the path of an
+                ``anchors.json`` (or of the folder holding one).
+            adapter: a saved LoRA adapter to load on top of the model.
+            num_frames, max_pixels: frames decoded per video and the pixel budget per frame
+                (112×112 suits tiny test models; real rankers want their training budget, e.g. 448×448).
+            temperature: softmax temperature of the level logits.
+            mirrored: also ask every test–anchor pair in the other order and average the two
+                (cancels position bias; doubles the comparisons).
+            batch_size: pairs per forward pass.
+            quantization, device_map: passed to ``load_ranker``.
+
+        Raises:
+            SsvqaError: no anchors given and none saved with the model (the message says how to make them).
+        """
+        settings = dict(num_frames=num_frames, max_pixels=max_pixels, temperature=temperature, mirrored=mirrored, batch_size=batch_size)
+        if isinstance(model_or_path, (str, os.PathLike)):
+            from ssvqa.modeling import load_ranker
+
+            model, processor = load_ranker(model_or_path, adapter=adapter, quantization=quantization, device_map=device_map)
+            model_dir = next((Path(p) for p in (adapter, model_or_path) if p is not None and Path(p).is_dir()), None)
+        else:
+            if processor is None:
+                raise ValueError("pass processor= with an already loaded model")
+            model, model_dir = model_or_path, None
+        if anchors is None:
+            searched = [Path(p) for p in (adapter, model_or_path) if isinstance(p, (str, os.PathLike)) and Path(p).is_dir()]
+            found = next((p / ANCHORS_FILE for p in searched if (p / ANCHORS_FILE).is_file()), None)
+            if found is None:
+                where = " or ".join(str(p) for p in searched) or "the model (not a local folder)"
+                raise SsvqaError(
+                    f"no anchors given and no {ANCHORS_FILE} in {where}. Scores need K anchor videos of known "
+                    "quality: pick them with QualityScorer.build_anchors([(video, score), ...], k=5) (or pass such "
+                    "a list as anchors=), then scorer.save_anchors(model_folder) so later loads find them; "
+                    f"or pass anchors='path/to/{ANCHORS_FILE}'"
+                )
+            anchors = found
+        if isinstance(anchors, (str, os.PathLike)):
+            path = Path(anchors)
+            path = path / ANCHORS_FILE if path.is_dir() else path
+            videos, scores, block, saved = _read_anchors(path)
+            stale = [k for k in _BLOCK_SETTINGS if k in saved and not math.isclose(float(saved[k]), float(settings[k]))]
+            if stale:
+                warnings.warn(
+                    f"{path}: anchor block was computed with other {', '.join(stale)} "
+                    f"({', '.join(f'{k}={saved[k]}' for k in stale)}); recomputing it",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                block = None
+            return cls(model, processor, videos, scores, block, model_dir=model_dir, **settings)
+        pairs = list(anchors)
+        videos = [p for p, _ in pairs]
+        scores = [s for _, s in pairs]
+        return cls(model, processor, videos, scores, None, model_dir=model_dir, **settings)
+
+    @staticmethod
+    def build_anchors(videos_with_scores: Iterable, k: int = DEFAULT_NUM_ANCHORS) -> list[tuple[str, float]]:
+        """K ``(video, score)`` anchors spread over the score range, worst first.
+
+        ``videos_with_scores``: ``(video, score)`` or ``(video, score, std)`` tuples (std = the
+        raters' spread; anchors with less of it are preferred), or a dataset/mapping rows with
+        ``video``, ``mos`` (and ``mos_std``) such as :func:`ssvqa.benchmarks.load_benchmark` returns.
+
+        >>> QualityScorer.build_anchors([("a.mp4", 10), ("b.mp4", 50), ("c.mp4", 52), ("d.mp4", 90)], k=2)
+        [('a.mp4', 10.0), ('d.mp4', 90.0)]
+        """
+        rows = []
+        for item in videos_with_scores:
+            if isinstance(item, dict):
+                rows.append((str(item["video"]), float(item["mos"]), item.get("mos_std")))
+            else:
+                rows.append((str(item[0]), float(item[1]), item[2] if len(item) > 2 else None))
+        stds = [r[2] for r in rows]
+        std = None if any(s is None for s in stds) else stds
+        chosen = select_anchors([r[1] for r in rows], std, k=k)
+        return [(rows[i][0], rows[i][1]) for i in chosen]
+
+    def save_anchors(self, folder: str | os.PathLike | None = None) -> Path:
+        """Write ``anchors.json`` and copies of the anchor videos (``anchors/``) into ``folder``.
+
+        ``folder`` defaults to the model's (or adapter's) local folder, where
+        :meth:`from_pretrained` looks. The JSON holds the anchors' file names relative to
+        ``folder``, their scores, the K×K block (null on the diagonal) and the settings it was
+        computed with. Returns the JSON's path.
+        """
+        folder = Path(folder) if folder is not None else self.model_dir
+        if folder is None:
+            raise ValueError("the model was not loaded from a local folder: pass the folder to save the anchors in")
+        target = folder / ANCHOR_VIDEOS_DIR
+        target.mkdir(parents=True, exist_ok=True)
+        names = []
+        for i, video in enumerate(self.anchor_videos):
+            name = f"{ANCHOR_VIDEOS_DIR}/{i:02d}-{video.name}"
+            if os.path.realpath(folder / name) != os.path.realpath(video):
+                shutil.copyfile(video, folder / name)
+            names.append(name)
+        block = [[None if math.isnan(v) else float(v) for v in row] for row in self.anchor_block]
+        record = {
+            "anchors": [{"video": n, "score": s} for n, s in zip(names, self.anchor_scores)],
+            "p_second_better": block,
+            "settings": {k: getattr(self, k) for k in _BLOCK_SETTINGS},
+            "note": "p_second_better[a][b]: the ranker's P(second better) for the pair (first = anchor a, second = anchor b)",
+        }
+        path = folder / ANCHORS_FILE
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        return path
+
+    # --- scoring --------------------------------------------------------------------------------
+
+    def score(self, videos: Sequence[str | os.PathLike], *, progress: bool = False) -> list[float]:
+        """0–100 scores of ``videos``, in order. Raises the first :class:`VideoError` if any video is
+        unreadable (use :meth:`score_with_errors` to score the rest anyway)."""
+        scores, errors = self.score_with_errors(videos, progress=progress)
+        if errors:
+            path, reason = next(iter(errors.items()))
+            raise VideoError(path, reason + (f" (and {len(errors) - 1} more unreadable videos)" if len(errors) > 1 else ""))
+        return [scores[str(v)] for v in videos]
+
+    def score_with_errors(self, videos: Sequence[str | os.PathLike], *, progress: bool = False) -> tuple[dict[str, float], dict[str, str]]:
+        """Score what can be scored: ``(scores, errors)``, both keyed by ``str(path)``; ``errors``
+        gives the reason each unreadable video was left out. Repeated paths are scored once."""
+        unique = list(dict.fromkeys(str(v) for v in videos))
+        scores: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        anchors = self._anchors()
+        chunks = [unique[i : i + self.chunk_videos] for i in range(0, len(unique), self.chunk_videos)]
+        bar = _progress(len(unique), progress)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self._decode_all, chunks[0]) if chunks else None
+            for index in range(len(chunks)):
+                decoded, failed = pending.result()
+                # Decode the next chunk while this one runs through the model.
+                pending = pool.submit(self._decode_all, chunks[index + 1]) if index + 1 < len(chunks) else None
+                errors.update(failed)
+                if decoded:
+                    names = list(decoded)
+                    p, q = self._test_preferences([decoded[n] for n in names], anchors)
+                    for name, value in zip(names, score_against_anchors(self._C_block, p, True, p_mirrored=q)):
+                        scores[name] = float(value)
+                if bar is not None:
+                    bar.update(len(chunks[index]))
+        if bar is not None:
+            bar.close()
+        return scores, errors
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _decode(self, path) -> torch.Tensor:
+        if not Path(path).is_file():
+            raise VideoError(path, "file not found")
+        return decode_frames(path, self.num_frames, max_pixels=self.max_pixels, multiple=self.multiple)
+
+    def _decode_all(self, paths: Sequence[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        decoded, failed = {}, {}
+        for path in paths:
+            try:
+                decoded[path] = self._decode(path)
+            except VideoError as err:
+                failed[path] = err.reason
+        return decoded, failed
+
+    def _anchors(self) -> list[torch.Tensor]:
+        if self._anchor_frames is None:
+            frames = []
+            for path in self.anchor_videos:
+                try:
+                    frames.append(self._decode(path))
+                except VideoError as err:
+                    raise SsvqaError(f"anchor video {err.path} cannot be used: {err.reason}") from err
+            self._anchor_frames = frames
+        return self._anchor_frames
+
+    def _compare(self, firsts: list[torch.Tensor], seconds: list[torch.Tensor]) -> np.ndarray:
+        from ssvqa.modeling import compare
+        from ssvqa.prompts import expected_preference
+
+        probs = compare(self.model, self.processor, firsts, seconds, batch_size=self.batch_size, temperature=self.temperature)
+        self.comparisons += len(firsts)
+        return expected_preference(probs.double()).numpy()
+
+    def _compute_anchor_block(self) -> np.ndarray:
+        """Both orders of every anchor pair: K·(K−1) comparisons, in full batches."""
+        anchors = self._anchors()
+        K = len(anchors)
+        order = [(a, b) for a in range(K) for b in range(K) if a != b]
+        p = self._compare([anchors[a] for a, _ in order], [anchors[b] for _, b in order])
+        block = np.full((K, K), np.nan)
+        for (a, b), value in zip(order, p):
+            block[a, b] = value
+        return block
+
+    def _test_preferences(self, videos: list[torch.Tensor], anchors: list[torch.Tensor]):
+        """``(p, p_mirrored)``, each ``(N, K)``: anchor first; test first (or None)."""
+        N, K = len(videos), len(anchors)
+        firsts = [anchors[k] for _ in range(N) for k in range(K)]
+        seconds = [v for v in videos for _ in range(K)]
+        if self.mirrored:  # one call, so the mirrored pairs fill the same batches
+            p = self._compare(firsts + seconds, seconds + firsts)
+            return p[: N * K].reshape(N, K), p[N * K :].reshape(N, K)
+        return self._compare(firsts, seconds).reshape(N, K), None
+
+
+def _read_anchors(path: Path):
+    """Anchor videos (absolute), scores, K×K block and settings from an ``anchors.json``."""
+    if not path.is_file():
+        raise SsvqaError(f"anchors file {path} does not exist")
+    try:
+        record = json.loads(path.read_text())
+        entries = record["anchors"]
+        videos = [entry["video"] for entry in entries]
+        scores = [float(entry["score"]) for entry in entries]
+        raw = record.get("p_second_better")
+        block = None if raw is None else np.array([[math.nan if v is None else v for v in row] for row in raw], dtype=np.float64)
+    except (ValueError, KeyError, TypeError) as err:
+        raise SsvqaError(f"{path}: not a valid anchors file ({err})") from err
+    root = path.parent
+    resolved = []
+    for name in videos:
+        candidate = root / name
+        if not is_within(candidate, root):  # data must not choose files outside its folder
+            raise VideoError(name, f"anchor path in {path} points outside {root}")
+        resolved.append(candidate.absolute())
+    return resolved, scores, block, record.get("settings", {})
+
+
+def _size_multiple(processor) -> int:
+    """Side multiple the processor's patches need (patch size × merge size; 28 for Qwen2.5-VL)."""
+    video_processor = getattr(processor, "video_processor", None)
+    patch, merge = getattr(video_processor, "patch_size", None), getattr(video_processor, "merge_size", None)
+    return int(patch * merge) if patch and merge else 28
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="video", desc="scoring", file=sys.stderr)
+
+
+# --- the `ssvqa score` command ---------------------------------------------------------------------
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[str]:
+    """Video paths from command-line inputs: video files, folders (searched recursively), and list
+    files (any other existing file: one path per line, relative to the list's folder, ``#`` comments).
+    A path that does not exist is kept, so it is reported as not found rather than dropped."""
+    videos: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            videos += [str(p) for p in list_videos(path)]
+        elif path.is_file() and path.suffix.lower() not in VIDEO_EXTENSIONS and path.suffix.lower() in (".txt", ".lst", ".list", ""):
+            for line in path.read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    videos.append(str(path.parent / line))
+        else:
+            videos.append(str(path))
+    return list(dict.fromkeys(videos))
+
+
+def write_scores(path: str | os.PathLike, scores: dict[str, float], errors: dict[str, str]) -> Path:
+    """Write scores (and the reason each failed video has none) as ``.csv`` or ``.json``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps({"scores": scores, "errors": errors}, indent=2) + "\n")
+    else:
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["video", "score", "error"])
+            writer.writerows([v, f"{s:.4f}", ""] for v, s in scores.items())
+            writer.writerows([v, "", reason] for v, reason in errors.items())
+    return path
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``ssvqa score`` and ``ssvqa evaluate``: the ranker and how it is asked."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", required=True, help="ranker folder or Hub id")
+    group.add_argument("--adapter", default=None, help="LoRA adapter folder or Hub id to load on top of --model")
+    group.add_argument("--anchors", default=None, help=f"an {ANCHORS_FILE} (default: the one saved with the adapter or model)")
+    group.add_argument("--quantization", choices=["4bit", "8bit"], default=None, help="load the language model quantized")
+    group.add_argument("--num-frames", type=int, default=8, help="frames per video (default: 8)")
+    group.add_argument(
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+        help=f"pixel budget per frame (default: {DEFAULT_MAX_PIXELS}; use the ranker's training budget)",
+    )
+    group.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default: 8)")
+    group.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the level logits (default: 1)")
+    group.add_argument("--mirrored", action="store_true", help="ask both orders of every pair and average")
+
+
+def scorer_from_args(args: argparse.Namespace, anchors=None) -> QualityScorer:
+    """A :class:`QualityScorer` from the options of :func:`add_model_arguments`."""
+    device_map = "auto" if torch.cuda.is_available() else None
+    return QualityScorer.from_pretrained(
+        args.model,
+        anchors if anchors is not None else args.anchors,
+        adapter=args.adapter,
+        num_frames=args.num_frames,
+        max_pixels=args.max_pixels,
+        temperature=args.temperature,
+        mirrored=args.mirrored,
+        batch_size=args.batch_size,
+        quantization=args.quantization,
+        device_map=device_map,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``ssvqa score``."""
+    parser.add_argument("inputs", nargs="+", help="video files, folders of videos, or list files (one path per line)")
+    add_model_arguments(parser)
+    parser.add_argument("-o", "--output", default=None, help="write the scores to this .csv or .json file")
+    parser.add_argument("--strict", action="store_true", help="exit with an error if any video could not be scored")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Score the inputs; print a table of scores and the reason for each video that failed.
+
+    Exit status: 0 when at least one video was scored (and, with ``--strict``, none failed); 1 otherwise.
+    """
+    from ssvqa.evaluation import format_table
+
+    videos = expand_inputs(args.inputs)
+    if not videos:
+        print("no videos found in the inputs", file=sys.stderr)
+        return 1
+    try:
+        scorer = scorer_from_args(args)
+    except SsvqaError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    scores, errors = scorer.score_with_errors(videos, progress=not args.no_progress)
+    if scores:
+        print(format_table([{"video": v, "score": round(s, 2)} for v, s in scores.items()], float_digits=2))
+    for path, reason in errors.items():
+        print(f"could not score {path}: {reason}", file=sys.stderr)
+    if args.output:
+        print(f"wrote {write_scores(args.output, scores, errors)}", file=sys.stderr)
+    print(f"{len(scores)} scored, {len(errors)} failed ({scorer.comparisons} comparisons)", file=sys.stderr)
+    if not scores or (args.strict and errors):
+        return 1
+    return 0
+
+
+__all__ = ["QualityScorer", "expand_inputs", "write_scores", "add_arguments", "main"]
