@@ -2,33 +2,35 @@
 
 It is a *weak* teacher (content changes its measures as much as distortions do), but a real one:
 on versions of one source with known distortions it orders them well above chance, it needs no
-model, and it runs on a CPU in a few tens of milliseconds per small video.
+model, and it runs on a CPU in a few tens of milliseconds per small video (8 runs of 3 frames
+decoded and measured).
 
 Measures (``ClassicalAnnotator.features``), all on luma ``Y`` (0-255) unless said otherwise:
 
-=====================  =======================================================  ==============
-feature                how it is measured                                       higher means
-=====================  =======================================================  ==============
-``sharpness``          1 - blur, with Crété-Roffet's blur effect (how little    better
-                       the gradients change when the frame is blurred again),
-                       on a 3x3-median-denoised frame so noise is not mistaken
-                       for detail
-``noise``              log2(1 + noise sigma), sigma by Immerkær's operator      worse
-                       over the flattest third of the frame (flat in the
-                       denoised frame); log, so strong noise keeps counting
-``blockiness``         log of (mean step across 8x8 block boundaries) /         worse
-                       (mean step inside blocks)
-``banding``            in gentle ramps, fraction of neighbour steps that are    worse
-                       exactly flat (smooth gradients turned into plateaus)
-``bits_per_pixel``     log2 of stream bit rate / (width x height x fps)         better
-``duplicate_frames``   fraction of consecutive frames that repeat the previous  worse
-                       one (difference < 1/10 of the clip's motion)
-``motion_irregularity``  |d1 - d2| / (d1 + d2) of consecutive frame             worse
-                       differences in runs of three frames (judder, drops)
-``clipped``            fraction of pixels crushed to black or blown to white    worse
-``contrast``           RMS contrast (std of luma / 255)                         better
-``colourfulness``      Hasler-Süsstrunk colourfulness (RGB)                     better
-=====================  =======================================================  ==============
+=======================  ====================================================  ===========
+feature                  how it is measured                                    higher is
+=======================  ====================================================  ===========
+``sharpness``            1 - blur, with Crété-Roffet's blur effect (how        better
+                         little the gradients change when the frame is
+                         blurred again), on a 3x3-median-denoised frame so
+                         noise is not mistaken for detail
+``noise``                log2(1 + noise sigma), sigma by Immerkær's operator   worse
+                         over the flattest third of the frame (flat in the
+                         denoised frame); log, so strong noise keeps counting
+``blockiness``           share of steps that stand out from their neighbours   worse
+                         on the 8x8 block grid, minus the same share at
+                         mid-block positions (about 0 for natural texture)
+``banding``              in gentle ramps, fraction of neighbour steps that     worse
+                         are exactly flat (smooth gradients in plateaus)
+``bits_per_pixel``       log2 of stream bit rate / (width x height x fps)      better
+``duplicate_frames``     fraction of consecutive frames that repeat the        worse
+                         previous one (difference < 1/10 of the clip's motion)
+``motion_irregularity``  (max - min) / sum of the two frame differences in     worse
+                         runs of three consecutive frames (judder, drops)
+``clipped``              fraction of pixels crushed to black or blown to white worse
+``contrast``             RMS contrast (std of luma / 255)                      better
+``colourfulness``        Hasler-Süsstrunk colourfulness (RGB)                  better
+=======================  ====================================================  ===========
 
 How they become one score. Each feature ``x`` is standardised by a fixed *typical* centre and
 scale (``FEATURE_RANGES``; chosen from the spread of each measure over clean and distorted
@@ -217,19 +219,34 @@ def _centre_crop(frames: torch.Tensor, max_pixels: int) -> torch.Tensor:
 
 
 def _median3(frames: torch.Tensor) -> torch.Tensor:
-    """3x3 median of ``(N, H, W)`` frames (edges replicated)."""
-    padded = F.pad(frames.unsqueeze(1), (1, 1, 1, 1), mode="replicate")
-    patches = F.unfold(padded, kernel_size=3)  # (N, 9, H*W)
-    return patches.median(dim=1).values.reshape(frames.shape)
+    """Separable 3x3 median of ``(N, H, W)`` frames (median of 3 along rows, then columns; edges
+    replicated): as good as the full 3x3 median at removing noise, and many times cheaper."""
+
+    def median_of_three(a, b, c):
+        return torch.maximum(torch.minimum(a, b), torch.minimum(torch.maximum(a, b), c))
+
+    rows = F.pad(frames.unsqueeze(1), (1, 1, 0, 0), mode="replicate").squeeze(1)
+    frames = median_of_three(rows[..., :-2], rows[..., 1:-1], rows[..., 2:])
+    columns = F.pad(frames.unsqueeze(1), (0, 0, 1, 1), mode="replicate").squeeze(1)
+    return median_of_three(columns[..., :-2, :], columns[..., 1:-1, :], columns[..., 2:, :])
+
+
+def _box_filter(frames: torch.Tensor, size: int, dims: tuple[int, ...]) -> torch.Tensor:
+    """Mean over ``size`` pixels along each of ``dims`` (-1 rows, -2 columns), edges replicated."""
+    half = size // 2
+    out = frames.unsqueeze(1)
+    for dim in dims:
+        pad = (half, half, 0, 0) if dim == -1 else (0, 0, half, half)
+        kernel = (1, size) if dim == -1 else (size, 1)
+        out = F.avg_pool2d(F.pad(out, pad, mode="replicate"), kernel_size=kernel, stride=1)
+    return out.squeeze(1)
 
 
 def _blur_effect(frames: torch.Tensor) -> float:
     """Crété-Roffet et al. (2007) blur effect in [0, 1]: 0 sharp, 1 blurry (max over directions)."""
     blur = []
     for dim in (-1, -2):  # horizontal, vertical
-        kernel = torch.full((1, 1, 1, 9) if dim == -1 else (1, 1, 9, 1), 1.0 / 9.0)
-        pad = (4, 4, 0, 0) if dim == -1 else (0, 0, 4, 4)
-        reblurred = F.conv2d(F.pad(frames.unsqueeze(1), pad, mode="replicate"), kernel).squeeze(1)
+        reblurred = _box_filter(frames, 9, (dim,))
         d_frame = frames.diff(dim=dim).abs()
         d_reblurred = reblurred.diff(dim=dim).abs()
         variation = (d_frame - d_reblurred).clamp(min=0)
@@ -240,8 +257,9 @@ def _blur_effect(frames: torch.Tensor) -> float:
 
 def _noise_sigma(frames: torch.Tensor, denoised: torch.Tensor) -> float:
     """Immerkær (1996) noise sigma, averaged over the flattest third of each frame."""
-    kernel = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]).reshape(1, 1, 3, 3)
-    response = F.conv2d(frames.unsqueeze(1), kernel).squeeze(1).abs()  # (N, H-2, W-2)
+    # The operator [[1,-2,1],[-2,4,-2],[1,-2,1]] is the outer product of two second differences.
+    second = frames[..., :, :-2] - 2.0 * frames[..., :, 1:-1] + frames[..., :, 2:]
+    response = (second[..., :-2, :] - 2.0 * second[..., 1:-1, :] + second[..., 2:, :]).abs()  # (N, H-2, W-2)
     if response.numel() == 0:
         return 0.0
     gradient = _gradient_magnitude(denoised)[:, 1:-1, 1:-1]
@@ -282,7 +300,7 @@ def _blockiness(frames: torch.Tensor) -> float:
 
 def _banding(frames: torch.Tensor, denoised: torch.Tensor) -> float:
     """In gentle ramps (smoothed slope 0.2-2 levels/pixel), the fraction of flat 1-pixel steps."""
-    smooth = F.avg_pool2d(denoised.unsqueeze(1), kernel_size=9, stride=1, padding=4, count_include_pad=False).squeeze(1)
+    smooth = _box_filter(denoised, 9, (-1, -2))
     slope = _gradient_magnitude(smooth)
     ramp = (slope > 0.2) & (slope < 2.0)
     ramp = ramp[:, :-1, :-1]
