@@ -1,0 +1,189 @@
+"""QualityScorer, `ssvqa score` and `ssvqa evaluate` with a tiny (untrained) ranker.
+
+An untrained model cannot score well, so nothing here checks score *quality*: only that the
+anchor block is computed once and reloaded, scores are 0–100, batching across videos changes
+nothing, bad files are reported and the rest scored, and the commands write what they promise.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import ssvqa.modeling
+from ssvqa.cli import main as cli_main
+from ssvqa.errors import SsvqaError, VideoError
+from ssvqa.scorer import ANCHORS_FILE, QualityScorer, expand_inputs
+from ssvqa.testing import save_tiny_model
+from conftest import make_video
+
+SOURCES = ("smptebars", "testsrc2", "mandelbrot", "rgbtestsrc", "yuvtestsrc", "pal75bars")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A tiny model folder, three anchor videos with scores, and six test videos (one size, 1 s)."""
+    root = tmp_path_factory.mktemp("scorer")
+    model = save_tiny_model(root / "model")
+    anchors = [(make_video(root / "anchors" / f"a{i}.mp4", size="112x84", source=s), 20.0 * (i + 1)) for i, s in enumerate(SOURCES[:3])]
+    tests = [make_video(root / "videos" / f"v{i}.mp4", size="112x84", source=s, rate=5 + i) for i, s in enumerate(SOURCES)]
+    return {"root": root, "model": model, "anchors": anchors, "videos": tests}
+
+
+@pytest.fixture
+def compare_calls(monkeypatch):
+    """A spy on ssvqa.modeling.compare: records how many pairs each call got, then runs the real one."""
+    real = ssvqa.modeling.compare
+    calls: list[int] = []
+
+    def spy(model, processor, videos_a, videos_b, **kwargs):
+        calls.append(len(videos_a))
+        return real(model, processor, videos_a, videos_b, **kwargs)
+
+    monkeypatch.setattr(ssvqa.modeling, "compare", spy)
+    return calls
+
+
+def test_anchor_block_once_then_reloaded_without_comparisons(world, tmp_path, compare_calls):
+    scorer = QualityScorer.from_pretrained(world["model"], world["anchors"], batch_size=4)
+    assert sum(compare_calls) == 3 * 2 == scorer.comparisons  # K(K-1) ordered anchor pairs
+    assert np.isnan(np.diag(scorer.anchor_block)).all()
+    off = scorer.anchor_block[~np.eye(3, dtype=bool)]
+    assert ((off > 0) & (off < 1)).all()
+
+    saved = scorer.save_anchors(tmp_path / "ranker")
+    record = json.loads(saved.read_text())
+    assert [a["score"] for a in record["anchors"]] == [20.0, 40.0, 60.0]
+    assert all(not a["video"].startswith("/") and (saved.parent / a["video"]).is_file() for a in record["anchors"])
+
+    compare_calls.clear()
+    reloaded = QualityScorer.from_pretrained(world["model"], saved, batch_size=4)
+    assert compare_calls == [] and reloaded.comparisons == 0
+    np.testing.assert_array_equal(reloaded.anchor_block, scorer.anchor_block)
+    videos = world["videos"][:2]
+    assert reloaded.score(videos) == pytest.approx(scorer.score(videos), abs=1e-9)
+    # Reloading under another frame count recomputes the block (its answers would not match).
+    with pytest.warns(UserWarning, match="num_frames"):
+        other = QualityScorer.from_pretrained(world["model"], saved, num_frames=4)
+    assert other.comparisons == 6
+
+
+def test_anchors_json_next_to_the_model_is_found(world, tmp_path, compare_calls):
+    import shutil
+
+    folder = shutil.copytree(world["model"], tmp_path / "model")
+    with pytest.raises(SsvqaError, match="build_anchors"):
+        QualityScorer.from_pretrained(folder)
+    QualityScorer.from_pretrained(folder, world["anchors"]).save_anchors()  # default: the model folder
+    assert (folder / ANCHORS_FILE).is_file()
+    compare_calls.clear()
+    scorer = QualityScorer.from_pretrained(folder)
+    assert compare_calls == []
+    assert all(folder in p.parents for p in scorer.anchor_videos)
+
+
+def test_anchor_paths_may_not_leave_their_folder(world, tmp_path):
+    bad = tmp_path / ANCHORS_FILE
+    bad.write_text(json.dumps({"anchors": [{"video": "../x.mp4", "score": 1}, {"video": "y.mp4", "score": 2}]}))
+    with pytest.raises(VideoError, match="outside"):
+        QualityScorer.from_pretrained(world["model"], bad)
+
+
+def test_batched_scores_equal_one_by_one_and_cross_video_batches(world, compare_calls):
+    scorer = QualityScorer.from_pretrained(world["model"], world["anchors"], batch_size=4)
+    videos = world["videos"]
+    compare_calls.clear()
+    together = scorer.score(videos)
+    # All N·K pairs went to compare in one call (batched inside it across videos).
+    assert compare_calls == [len(videos) * 3]
+    assert all(0.0 <= s <= 100.0 for s in together)
+    one_by_one = [scorer.score([v])[0] for v in videos]
+    assert together == pytest.approx(one_by_one, abs=1e-6)
+    # Several chunks (decoded while the previous one runs) give the same scores.
+    scorer.chunk_videos = 4
+    assert scorer.score(videos) == pytest.approx(together, abs=1e-6)
+
+
+def test_mirrored_asks_both_orders(world, compare_calls):
+    scorer = QualityScorer.from_pretrained(world["model"], world["anchors"], mirrored=True)
+    compare_calls.clear()
+    mirrored = scorer.score(world["videos"][:2])
+    assert compare_calls == [2 * 3 * 2]
+    assert all(0.0 <= s <= 100.0 for s in mirrored)
+
+
+def test_bad_videos_reported_and_the_rest_scored(world, odd_videos):
+    scorer = QualityScorer.from_pretrained(world["model"], world["anchors"])
+    good = world["videos"][0]
+    missing = world["root"] / "nope.mp4"
+    scores, errors = scorer.score_with_errors([good, odd_videos["empty"], odd_videos["not_video"], missing])
+    assert list(scores) == [str(good)]
+    assert set(errors) == {str(odd_videos["empty"]), str(odd_videos["not_video"]), str(missing)}
+    assert "0-byte" in errors[str(odd_videos["empty"])] and "not found" in errors[str(missing)]
+    with pytest.raises(VideoError, match="0-byte"):
+        scorer.score([good, odd_videos["empty"]])
+
+
+def test_build_anchors_spreads_over_the_range():
+    rows = [(f"v{i}.mp4", float(m), 0.1) for i, m in enumerate([5, 6, 30, 50, 52, 70, 95])]
+    anchors = QualityScorer.build_anchors(rows, k=3)
+    assert [s for _, s in anchors] == sorted(s for _, s in anchors)
+    thirds = [int((score - 5) // 30.0001) for _, score in anchors]  # one anchor per third of 5..95
+    assert thirds == [0, 1, 2]
+    # Rows of a benchmark dataset work too; the raters' agreement (mos_std) decides within a third.
+    rows = [{"video": f"v{i}.mp4", "mos": m, "mos_std": sd} for i, (m, sd) in enumerate([(5, 0.1), (30, 0.9), (60, 0.5), (95, 0.5)])]
+    assert [v for v, _ in QualityScorer.build_anchors(rows, k=3)] == ["v0.mp4", "v2.mp4", "v3.mp4"]
+
+
+def test_score_command(world, odd_videos, tmp_path, capsys):
+    QualityScorer.from_pretrained(world["model"], world["anchors"]).save_anchors(tmp_path / "anchors")
+    anchors = str(tmp_path / "anchors" / ANCHORS_FILE)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{world['videos'][1]}\n# a comment\n")
+    output = tmp_path / "scores.json"
+    base = ["score", "--model", str(world["model"]), "--anchors", anchors, "--no-progress"]
+    code = cli_main([*base, str(world["videos"][0]), str(listing), str(odd_videos["empty"]), "-o", str(output)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert world["videos"][0].name in out and world["videos"][1].name in out
+    assert "empty.mp4" in err and "0-byte" in err
+    written = json.loads(output.read_text())
+    assert len(written["scores"]) == 2 and list(written["errors"]) == [str(odd_videos["empty"])]
+
+    assert cli_main([*base, str(world["videos"][0]), str(odd_videos["empty"]), "--strict"]) == 1
+    assert cli_main([*base, str(odd_videos["empty"]), str(odd_videos["not_video"])]) == 1
+    capsys.readouterr()
+    # No anchors anywhere: a clear error, non-zero exit.
+    assert cli_main(["score", "--model", str(world["model"]), str(world["videos"][0])]) == 1
+    assert "build_anchors" in capsys.readouterr().err
+
+
+def test_expand_inputs_folders_and_lists(world, tmp_path):
+    listing = tmp_path / "videos.txt"
+    listing.write_text("../missing.mp4\n")
+    found = expand_inputs([str(world["root"] / "videos"), str(listing)])
+    assert found[:-1] == [str(v) for v in world["videos"]] and found[-1].endswith("missing.mp4")
+
+
+def test_evaluate_command_on_a_labelled_folder(world, tmp_path, capsys):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    lines = ["name,mos"]
+    for i, video in enumerate(world["videos"]):
+        (bench / video.name).write_bytes(video.read_bytes())
+        lines.append(f"{video.name},{1 + 0.5 * i}")
+    (bench / "labels.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "results"
+    code = cli_main([
+        "evaluate", "--model", str(world["model"]), "--root", str(bench), "--labels", "labels.csv",
+        "--anchors-from-benchmark", "2", "-o", str(out), "--no-progress",
+    ])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["n"] == len(world["videos"]) - 2  # the two anchors are left out
+    assert {"srcc", "plcc", "krcc", "rmse", "settings"} <= set(report)
+    assert report["settings"]["anchors_from_benchmark"] is True
+    assert (out / "scatter.png").read_bytes()[:4] == b"\x89PNG"
+    assert "srcc" in capsys.readouterr().out
