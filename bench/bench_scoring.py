@@ -1,0 +1,134 @@
+"""Scoring throughput of QualityScorer against the bare forward passes it needs (target ratio ≥ 0.9).
+
+In the same run and on the same videos:
+
+* ``scorer`` — :meth:`QualityScorer.score` on N videos: decode each once, N·K comparisons with
+  the K anchors in cross-video batches, Bradley–Terry MAP;
+* ``bare``   — only the model work those comparisons need: the same pairs, already decoded, in
+  the same batches, through ``encode_pairs`` + ``model(**batch, logits_to_keep=1)`` under
+  ``no_grad`` (no decoding, no level softmax, no MAP);
+* ``map``    — the MAP solve alone (:func:`ssvqa.scoring.score_against_anchors`), per video.
+
+ratio = scorer throughput / bare throughput (videos per second); 1.0 means scoring adds nothing
+to the forward passes. Decoding runs in a background thread while the model works, so it is
+hidden when the model is the bottleneck (a real ranker; on a GPU). With the tiny CPU model the
+forward pass is so cheap that decoding can dominate: use ``--size small`` for a fairer picture.
+
+Run: ``python bench/bench_scoring.py [--videos 32] [--anchors 5] [--size tiny|small] [--batch-size 8]``.
+Times are the best of ``--repeats`` interleaved runs (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ssvqa  # noqa: F401  (torchvision shim before transformers)
+from ssvqa.modeling import batch_to_model, load_ranker
+from ssvqa.prompts import encode_pairs
+from ssvqa.scorer import QualityScorer
+from ssvqa.scoring import score_against_anchors
+from ssvqa.testing import save_tiny_model
+
+SOURCES = ("smptebars", "testsrc2", "mandelbrot", "rgbtestsrc", "yuvtestsrc", "pal75bars", "cellauto", "life")
+
+
+def make_videos(folder: Path, count: int, size: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"v{i:03d}.mp4"
+        source = SOURCES[i % len(SOURCES)]
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"{source}=size={size}:rate={8 + i % 5}",
+             "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
+            check=True,
+        )
+        paths.append(path)
+    return paths
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=32)
+    parser.add_argument("--anchors", type=int, default=5)
+    parser.add_argument("--size", choices=["tiny", "small"], default="tiny")
+    parser.add_argument("--video-size", default="160x120")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model_dir = save_tiny_model(tmp / "model", size=args.size)
+        videos = make_videos(tmp / "videos", args.videos + args.anchors, args.video_size)
+        anchor_paths, test_paths = videos[: args.anchors], videos[args.anchors :]
+        model, processor = load_ranker(model_dir, device_map=args.device if args.device != "cpu" else None)
+        anchors = [(p, float(i)) for i, p in enumerate(anchor_paths)]
+        scorer = QualityScorer.from_pretrained(model, anchors, processor=processor, batch_size=args.batch_size)
+        scorer.score(test_paths[:2])  # warm-up
+
+        # The bare baseline: the same pairs in the same batches, frames decoded beforehand.
+        anchor_frames = scorer._anchors()
+        test_frames = [scorer._decode(p) for p in test_paths]
+        firsts = [a for _ in test_frames for a in anchor_frames]
+        seconds = [v for v in test_frames for _ in anchor_frames]
+        model.eval()
+
+        @torch.no_grad()
+        def bare():
+            for start in range(0, len(firsts), args.batch_size):
+                batch = encode_pairs(
+                    processor, firsts[start : start + args.batch_size], seconds[start : start + args.batch_size],
+                    processor_kwargs={"padding_side": "left"},
+                )
+                model(**batch_to_model(batch, model), use_cache=False, logits_to_keep=1)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+
+        scores: list[float] = []
+
+        def scored():
+            before = scorer.comparisons
+            scores[:] = scorer.score(test_paths)
+            assert scorer.comparisons - before == len(firsts), "the scorer must make exactly the bare run's comparisons"
+
+        bare()  # warm-up
+        # Interleaved, so a busy spell on a shared machine hits both alike; best of each.
+        t_bare, t_scorer = float("inf"), float("inf")
+        for _ in range(args.repeats):
+            t_bare = min(t_bare, best_of(bare, 1))
+            t_scorer = min(t_scorer, best_of(scored, 1))
+
+        rng = np.random.default_rng(0)
+        p = rng.uniform(size=(len(test_paths), args.anchors))
+        t_map = best_of(lambda: score_against_anchors(scorer._C_block, p), args.repeats)
+
+    n = len(test_paths)
+    print(f"{n} videos x {args.anchors} anchors = {n * args.anchors} comparisons, batch {args.batch_size}, "
+          f"{args.size} model on {args.device}")
+    print(f"bare forward passes : {t_bare:8.3f} s  ({n / t_bare:7.2f} videos/s)")
+    print(f"QualityScorer.score : {t_scorer:8.3f} s  ({n / t_scorer:7.2f} videos/s)")
+    print(f"ratio (scorer / bare throughput): {t_bare / t_scorer:.3f}  (target >= 0.9)")
+    print(f"MAP solve: {1000 * t_map / n:.3f} ms per video (batched over {n})")
+    print(f"scores: min {min(scores):.1f} max {max(scores):.1f}")
+
+
+if __name__ == "__main__":
+    main()
