@@ -1,0 +1,355 @@
+"""Build a pair dataset from unlabeled videos, labelled by quality teachers (pseudo labels).
+
+No distortion is applied and no human rated anything: one or more *teachers* score every video,
+and pairs of videos are labelled from those scores (:func:`ssvqa.labels.label_pairs`).
+
+1. **Teachers** (``--teachers``, any of): ``classical`` (:class:`ClassicalAnnotator`, signal
+   measures, no model), ``lmm:MODEL`` (:class:`LMMLevelAnnotator`, a chat video LMM's rating-word
+   distribution, zero-shot) and ``ranker:MODEL`` (:class:`RankerAnnotator`, a trained pair ranker
+   with its saved ``anchors.json``). Each scores every video with
+   :func:`ssvqa.annotators.annotate`, cached by content hash in ``OUTPUT_DIR/.work/annotations``:
+   a rerun (or a run with one more teacher) scores only what is new.
+2. **Split first.** Each video gets its split from its content id (the first 16 hex digits of its
+   SHA-256) with :func:`ssvqa.pair_dataset.split_for`, before any pair is made; pairs are then
+   drawn *within* a split (``groups=``), so train and test never share a video, and identical
+   files (same content id) are never paired with each other.
+3. **Labels.** Each teacher's scores are normalised (ranks -> normal quantiles by default), the
+   combined score of a video is their mean and its *spread* their standard deviation; pairs are
+   sampled with an even mix of small, medium and large gaps, pairs on which two teachers
+   disagree in direction (each by more than ``--disagreement``) are dropped, and the level comes
+   from the gap in units of the pair's uncertainty ``z`` (``|z| < --similar``: similar;
+   ``|z| >= --superior``: superior/inferior). ``prob = Phi(z)``.
+
+Rows have ``origin = "pseudo"``, ``content_id`` = the two videos' content ids joined by ``+``, and
+a JSON provenance with each teacher's raw and normalised score of both videos, the combined
+scores, spreads and ``z``, the videos' names and hashes, and the seed. Unusable inputs (0-byte,
+not a video, ...) are listed with their reason in ``skipped-*.jsonl`` and the card.
+
+Examples::
+
+    ssvqa build-pseudo-pairs videos/ -o pseudo/
+    ssvqa build-pseudo-pairs videos/ -o pseudo/ --teachers classical lmm:Qwen/Qwen2.5-VL-7B-Instruct
+    ssvqa build-pseudo-pairs videos.txt -o pseudo/ --teachers classical ranker:round-1/ --push-to-hub user/pseudo
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ssvqa.annotators.base import annotate
+from ssvqa.builder import InputItem, Inputs, Skipped, collect_inputs, input_key, shard
+from ssvqa.labels import LEVELS, LevelThresholds, label_pairs
+from ssvqa.pair_dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
+from ssvqa.video import is_within
+
+
+def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker_options: dict[str, Any] | None = None):
+    """A teacher from its command-line spelling: ``classical``, ``lmm:MODEL`` or ``ranker:MODEL``.
+
+    >>> make_teacher("classical").name
+    'classical'
+    """
+    kind, _, target = spec.partition(":")
+    if kind == "classical" and not target:
+        from ssvqa.annotators.classical import ClassicalAnnotator
+
+        return ClassicalAnnotator()
+    if kind == "lmm" and target:
+        from ssvqa.annotators.lmm import LMMLevelAnnotator
+
+        return LMMLevelAnnotator(target, **(lmm_options or {}))
+    if kind == "ranker" and target:
+        from ssvqa.annotators.ranker import RankerAnnotator
+
+        return RankerAnnotator.from_pretrained(target, **(ranker_options or {}))
+    raise ValueError(f"unknown teacher {spec!r}: use classical, lmm:MODEL or ranker:MODEL")
+
+
+@dataclass
+class PseudoPairsReport:
+    """What a build did; ``str(report)`` is the summary the command prints."""
+
+    output_dir: Path
+    counts: dict[str, dict[str, int]]  # split -> level -> pairs
+    videos: int  # videos every teacher scored
+    label_counts: dict[str, Any]  # per split: label_pairs' counts (sampled, dropped_disagreement, kept, ...)
+    teachers: dict[str, dict[str, int]]  # teacher -> {"scored": now, "cached": from the cache}
+    skipped: list[dict[str, Any]]
+    seconds: float
+    shard_index: int = 0
+    num_shards: int = 1
+    commit_url: str | None = None
+
+    @property
+    def num_pairs(self) -> int:
+        return sum(sum(levels.values()) for levels in self.counts.values())
+
+    @property
+    def dropped_disagreement(self) -> int:
+        return sum(c["dropped_disagreement"] for c in self.label_counts.values())
+
+    def __str__(self) -> str:
+        lines = [
+            f"Pseudo-label pairs (shard {self.shard_index + 1} of {self.num_shards}): {self.num_pairs} pairs from "
+            f"{self.videos} videos in {self.seconds:.1f} s ({self.dropped_disagreement} dropped: teachers disagreed).",
+        ]
+        for name, done in self.teachers.items():
+            lines.append(f"  teacher {name}: {done['scored']} videos scored now, {done['cached']} from the cache")
+        for split, levels in self.counts.items():
+            lines.append(f"  {split:5s} " + ", ".join(f"{name} {levels.get(name, 0)}" for name in LEVELS))
+        if self.skipped:
+            lines.append(f"Skipped {len(self.skipped)} input(s):")
+            lines += [f"  {item['input']}: {item['reason'].splitlines()[0]}" for item in self.skipped]
+        lines.append(f"Dataset: {self.output_dir}  (datasets.load_dataset({str(self.output_dir)!r}))")
+        if self.commit_url:
+            lines.append(f"Pushed: {self.commit_url}")
+        return "\n".join(lines)
+
+
+def build_pseudo_pairs(
+    inputs: str | Path | Sequence[str | Path],
+    output_dir: str | Path,
+    *,
+    teachers: Sequence[str | Any] = ("classical",),
+    max_pairs_per_video: int = 4,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    normalisation: str = "rank",
+    thresholds: LevelThresholds = LevelThresholds(),
+    disagreement: float | None = 0.5,
+    batch_size: int = 8,
+    accelerator: Any = None,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    video_column: str = "video",
+    work_dir: str | Path | None = None,
+    license: str = "other",
+    push_to_hub: str | None = None,
+    revision: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    progress: bool = True,
+) -> PseudoPairsReport:
+    """Build this shard of a pseudo-label pair dataset into ``output_dir`` (see the module doc).
+
+    ``inputs`` is anything :func:`ssvqa.builder.collect_inputs` reads, or a list of video paths.
+    ``teachers`` are specs (``"classical"``, ``"lmm:MODEL"``, ``"ranker:MODEL"``) or ready
+    annotators. Pairs are made among this shard's videos only.
+    """
+    start = time.monotonic()
+    output_dir = Path(output_dir)
+    work_dir = Path(work_dir) if work_dir is not None else output_dir / ".work"
+    if not teachers:
+        raise ValueError("need at least one teacher")
+    annotators = [make_teacher(t) if isinstance(t, str) else t for t in teachers]
+    names = [a.name for a in annotators]
+    if len(set(names)) != len(names):
+        raise ValueError(f"teacher names must differ, got {names} (give one a name=)")
+    if isinstance(inputs, (str, Path)):
+        if Path(inputs).is_dir() and is_within(output_dir, inputs):
+            raise ValueError(f"the output folder {output_dir} must not be inside the input folder {inputs}")
+        found = collect_inputs(inputs, work_dir=work_dir, video_column=video_column, shard_index=shard_index, num_shards=num_shards)
+    else:
+        items = [InputItem(input_key(str(p)), Path(p), str(p)) for p in inputs]
+        found = Inputs(shard(items, shard_index, num_shards), [])
+    items = sorted(found.items, key=lambda item: item.key)
+    paths = [str(item.path) for item in items]
+
+    # 1. every teacher scores every video (cached by content hash)
+    teacher_scores: dict[str, dict[str, float]] = {}
+    failures: dict[str, str] = {}
+    hashes: dict[str, str] = {}
+    done: dict[str, dict[str, int]] = {}
+    for annotator in annotators:
+        result = annotate(paths, annotator, cache_dir=work_dir / "annotations", batch_size=batch_size,
+                          accelerator=accelerator, progress=progress)
+        teacher_scores[annotator.name] = result.scores
+        hashes.update(result.hashes)
+        for path, reason in result.skipped.items():
+            failures.setdefault(path, reason if len(annotators) == 1 else f"{annotator.name}: {reason}")
+        done[annotator.name] = {"scored": result.num_scored, "cached": result.num_cached}
+    # A video is used only when every teacher scored it: teachers are normalised over one set.
+    usable = [p for p in paths if p not in failures]
+    teacher_scores = {name: {p: scores[p] for p in usable} for name, scores in teacher_scores.items()}
+    skipped = list(found.skipped) + [Skipped(item.key, item.name, failures[str(item.path)]) for item in items if str(item.path) in failures]
+    skipped.sort(key=lambda s: s.key)
+
+    # 2. split first, by content; 3. pairs within each split
+    content = {p: hashes[p][:16] for p in usable}
+    split = {p: split_for(content[p], test_fraction, seed) for p in usable}
+    name_of = {str(item.path): item.name for item in items}
+    labels = label_pairs(
+        teacher_scores, method=normalisation, thresholds=thresholds, disagreement=disagreement,
+        max_pairs_per_video=max_pairs_per_video, seed=seed, content_ids=content, groups=split,
+    ) if usable else None
+    rows = []
+    for row in labels.rows if labels else []:
+        a, b = row["video_a"], row["video_b"]
+        provenance = {
+            **row["provenance"],
+            "source_a": name_of[a], "source_b": name_of[b],
+            "sha256_a": hashes[a], "sha256_b": hashes[b],
+            "seed": seed,
+        }
+        rows.append(PairRow(a, b, row["label"], row["prob"], "pseudo", f"{content[a]}+{content[b]}",
+                            provenance, split=split[a]))
+
+    counts: dict[str, dict[str, int]] = {}
+    label_counts: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        counts.setdefault(row.split, {name: 0 for name in LEVELS})[LEVELS[row.label_index]] += 1
+    if labels:
+        label_counts = {"all": {k: v for k, v in labels.counts.items()}}
+    else:
+        label_counts = {"all": {"videos": 0, "sampled": 0, "dropped_disagreement": 0, "kept": 0}}
+
+    arguments = {
+        "inputs": [str(p) for p in inputs] if not isinstance(inputs, (str, Path)) else str(inputs),
+        "video_column": video_column,
+        "teachers": [t if isinstance(t, str) else getattr(t, "name", type(t).__name__) for t in teachers],
+        "max_pairs_per_video": max_pairs_per_video,
+        "test_fraction": test_fraction,
+        "seed": seed,
+        "normalisation": normalisation,
+        "thresholds": asdict(thresholds),
+        "disagreement": disagreement,
+        "num_shards": num_shards,
+    }
+    write_pair_dataset(
+        rows, output_dir,
+        card=_card(names, thresholds, disagreement, normalisation, label_counts["all"], arguments, license),
+        test_fraction=test_fraction, seed=seed, shard_index=shard_index, num_shards=num_shards,
+        skipped=[s.to_dict() for s in skipped],
+    )
+    report = PseudoPairsReport(
+        output_dir=output_dir,
+        counts={s: counts[s] for s in sorted(counts, key=("train", "test").index)},
+        videos=len(usable),
+        label_counts=label_counts,
+        teachers=done,
+        skipped=[s.to_dict() for s in skipped],
+        seconds=time.monotonic() - start,
+        shard_index=shard_index,
+        num_shards=num_shards,
+    )
+    if push_to_hub:
+        from ssvqa.hub import push_folder
+
+        report.commit_url = push_folder(
+            output_dir, push_to_hub, repo_type="dataset", revision=revision, private=private, token=token,
+            commit_message=f"Pseudo-label pairs, shard {shard_index + 1} of {num_shards}",
+        )
+    return report
+
+
+def _card(names, thresholds, disagreement, normalisation, counts, arguments, license) -> DatasetCardInfo:
+    method = f"""
+Unlabeled videos were scored by {len(names)} teacher(s): {', '.join(f'`{n}`' for n in names)}
+(`ssvqa.annotators`). Each teacher's scores were normalised (`{normalisation}`: ranks mapped to
+standard-normal quantiles, or z-scores); a video's combined score is the mean over teachers and
+its spread their standard deviation (0.5 when there is a single teacher).
+
+Each video was assigned to train or test by its content id (first 16 hex digits of its SHA-256)
+*before* pairing, and pairs were drawn only within a split, so no video is in both; files with
+identical content are never paired together. Pairs mix small, medium and large score gaps
+(at most {arguments['max_pairs_per_video']} pairs per video).
+
+Pairs on which two teachers disagree in direction, each by more than {disagreement} normalised
+units, were dropped{' (no disagreement filter)' if disagreement is None else ''}. The level comes from
+`z = (s_b - s_a) / sqrt(spread_a^2 + spread_b^2 + {thresholds.noise_floor}^2)`: |z| < {thresholds.similar}
+is `similar`, |z| >= {thresholds.superior} is `superior`/`inferior`, otherwise `better`/`worse`;
+`prob = Phi(z)`. `provenance` holds every teacher's raw and normalised scores of both videos, the
+combined scores, spreads and z, and the videos' names and SHA-256.
+
+Counts (this shard): {counts.get('videos', 0)} videos scored by every teacher, {counts.get('sampled', 0)} pairs
+sampled, {counts.get('dropped_disagreement', 0)} dropped for teacher disagreement, {counts.get('kept', 0)} kept.
+"""
+    return DatasetCardInfo(
+        pretty_name="Pseudo-labelled pairs for video quality ranking",
+        builder="dataset_builders/pseudo_label_pairs.py (ssvqa build-pseudo-pairs)",
+        arguments=arguments,
+        method=method,
+        license=license,
+        tags=["pseudo-labels"],
+    )
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's options (shared by ``ssvqa build-pseudo-pairs`` and ``python -m``)."""
+    parser.add_argument(
+        "inputs",
+        help="a folder of videos, a list file (one path per line, relative to the list's folder), "
+        "a video file, a dataset folder, or a Hub dataset id with a Video column",
+    )
+    parser.add_argument("-o", "--output-dir", required=True, help="the dataset folder to write (created if missing)")
+    parser.add_argument("--video-column", default="video", help="the Video column of a dataset input (default: video)")
+    what = parser.add_argument_group("teachers and labels")
+    what.add_argument("--teachers", nargs="+", default=["classical"],
+                      help="classical, lmm:MODEL (zero-shot chat video LMM), ranker:MODEL (trained ranker with "
+                      "anchors.json); default: classical")
+    what.add_argument("--max-pairs-per-video", type=int, default=4, help="pairs each video takes part in, at most (default: 4)")
+    what.add_argument("--normalisation", choices=("rank", "zscore"), default="rank", help="teacher score normalisation (default: rank)")
+    what.add_argument("--similar", type=float, default=LevelThresholds.similar, help="|z| below this is 'similar' (default: 0.5)")
+    what.add_argument("--superior", type=float, default=LevelThresholds.superior, help="|z| from this is 'superior' (default: 2.0)")
+    what.add_argument("--noise-floor", type=float, default=LevelThresholds.noise_floor, help="added uncertainty (default: 0.25)")
+    what.add_argument("--disagreement", type=float, default=0.5,
+                      help="drop pairs two teachers order oppositely by more than this; negative keeps all (default: 0.5)")
+    what.add_argument("--test-fraction", type=float, default=0.2, help="share of videos in the test split (default: 0.2)")
+    what.add_argument("--seed", type=int, default=0, help="seeds the split and the pair sampling (default: 0)")
+    how = parser.add_argument_group("how to run")
+    how.add_argument("--batch-size", type=int, default=8, help="videos per teacher call (default: 8)")
+    how.add_argument("--shard-index", type=int, default=0, help="this machine's shard, 0-based (default: 0)")
+    how.add_argument("--num-shards", type=int, default=1, help="machines sharing the inputs (default: 1)")
+    how.add_argument("--work-dir", default=None, help="score cache folder (default: OUTPUT_DIR/.work, never uploaded)")
+    hub = parser.add_argument_group("publishing")
+    hub.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also upload the dataset folder to this Hub dataset repo")
+    hub.add_argument("--revision", default=None, help="branch of the Hub repo to upload to (created if missing)")
+    hub.add_argument("--private", action="store_true", help="create the Hub repo private")
+    hub.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login); never printed")
+    hub.add_argument("--license", default="other", help="license id for the dataset card (default: other)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the command with parsed ``args``; prints the summary."""
+    report = build_pseudo_pairs(
+        args.inputs,
+        args.output_dir,
+        teachers=args.teachers,
+        max_pairs_per_video=args.max_pairs_per_video,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        normalisation=args.normalisation,
+        thresholds=LevelThresholds(similar=args.similar, superior=args.superior, noise_floor=args.noise_floor),
+        disagreement=None if args.disagreement < 0 else args.disagreement,
+        batch_size=args.batch_size,
+        shard_index=args.shard_index,
+        num_shards=args.num_shards,
+        video_column=args.video_column,
+        work_dir=args.work_dir,
+        license=args.license,
+        push_to_hub=args.push_to_hub,
+        revision=args.revision,
+        private=args.private,
+        token=args.token,
+    )
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    from dataset_builders.pseudo_label_pairs import add_arguments as _add_arguments, main as _main
+
+    _parser = argparse.ArgumentParser(
+        prog="python -m dataset_builders.pseudo_label_pairs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_arguments(_parser)
+    raise SystemExit(_main(_parser.parse_args()))

@@ -1,0 +1,167 @@
+"""Relabel an existing pair dataset with a new teacher (one round of iterative self-training).
+
+After a round of training, the student ranker (or any better teacher) scores every video of the
+pair dataset again, and each pair's ``label``/``prob`` are rewritten from the new scores the same
+way pseudo labels are made (:func:`ssvqa.labels.pair_level`). What the pair said before is kept
+in its provenance (``previous_label``, ``previous_prob``, ``previous_origin``), with the ``round``
+number and the annotator's name, and ``origin`` becomes ``"relabel"``.
+
+Each distinct video is scored once, however many pairs it is in: videos are read as
+``Video(decode=False)`` bytes, identical bytes are recognised by their SHA-256, and each is
+written once to a temporary file for the annotator (or used in place when the row holds only a
+local path). The annotator's scores are normalised over the dataset's videos (ranks to normal
+quantiles), with the single-teacher spread of :func:`ssvqa.labels.combine_teachers`.
+
+>>> new = relabel(pairs["train"], RankerAnnotator.from_pretrained("round-1/"), round=2)   # doctest: +SKIP
+>>> json.loads(new[0]["provenance"])["previous_label"]                                   # doctest: +SKIP
+'better'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from ssvqa.annotators.base import annotate, annotator_fingerprint
+from ssvqa.labels import LEVELS, LevelThresholds, combine_teachers, pair_level, pair_z
+from ssvqa.pair_dataset import pair_features
+
+_BATCH_ROWS = 64
+
+
+def relabel(
+    pair_dataset: datasets.Dataset,
+    annotator_or_scores: Any,
+    *,
+    round: int,
+    thresholds: LevelThresholds = LevelThresholds(),
+    drop_below_confidence: float | None = None,
+    normalisation: str = "rank",
+    single_teacher_spread: float = 0.5,
+    name: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> datasets.Dataset:
+    """Rewrite ``label``/``prob`` of every pair from new per-video scores.
+
+    Args:
+        pair_dataset: a pair dataset split (the columns of :func:`ssvqa.pair_dataset.pair_features`).
+        annotator_or_scores: an :class:`~ssvqa.annotators.base.Annotator`, or a mapping from a
+            video's SHA-256 (of its bytes) to its score.
+        round: the self-training round these labels belong to (recorded in the provenance).
+        thresholds: ``z`` thresholds of the levels (:class:`~ssvqa.labels.LevelThresholds`).
+        drop_below_confidence: drop pairs whose confidence ``max(prob, 1 - prob)`` is below this
+            (e.g. 0.6 keeps only pairs the new teacher is at least 60 % sure of); None keeps all.
+        normalisation: ``"rank"`` or ``"zscore"``.
+        single_teacher_spread: each video's uncertainty in normalised units.
+        name: the annotator's name in the provenance (default: ``annotator.name`` or ``"scores"``).
+        cache_dir: score cache for :func:`~ssvqa.annotators.base.annotate`.
+        batch_size: videos per annotator call.
+
+    Returns:
+        A new dataset with the input's features. Pairs with a video the annotator could not score
+        are dropped, with a warning naming each such video and why.
+    """
+    if drop_below_confidence is not None and not 0.5 <= drop_below_confidence <= 1.0:
+        raise ValueError(f"drop_below_confidence must be within [0.5, 1], got {drop_below_confidence}")
+    missing = [c for c in ("video_a", "video_b", "label", "prob", "origin", "provenance") if c not in pair_dataset.column_names]
+    if missing:
+        raise ValueError(f"not a pair dataset: missing column(s) {missing}")
+    raw = pair_dataset.cast_column("video_a", datasets.Video(decode=False)).cast_column("video_b", datasets.Video(decode=False))
+    label_names = pair_dataset.features["label"].names if hasattr(pair_dataset.features["label"], "names") else list(LEVELS)
+
+    with tempfile.TemporaryDirectory(prefix="ssvqa-relabel-") as tmp:
+        # Each distinct video once: SHA-256 of its bytes -> a file the annotator can read.
+        files: dict[str, str] = {}
+        row_hashes: list[tuple[str, str]] = []
+        for batch in raw.select_columns(["video_a", "video_b"]).iter(batch_size=_BATCH_ROWS):
+            for video_a, video_b in zip(batch["video_a"], batch["video_b"]):
+                row_hashes.append((_register(video_a, files, tmp), _register(video_b, files, tmp)))
+
+        if isinstance(annotator_or_scores, Mapping):
+            teacher = name or "scores"
+            scores = {h: float(annotator_or_scores[h]) for h in files if h in annotator_or_scores}
+            failed = {h: "no score given for this video" for h in files if h not in annotator_or_scores}
+            fingerprint = ""
+        else:
+            teacher = name or annotator_or_scores.name
+            fingerprint = annotator_fingerprint(annotator_or_scores)
+            by_file = {path: digest for digest, path in files.items()}
+            result = annotate(list(by_file), annotator_or_scores, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+            scores = {by_file[p]: s for p, s in result.scores.items()}
+            failed = {by_file[p]: r for p, r in result.skipped.items()}
+
+    consensus = combine_teachers({teacher: scores}, method=normalisation, single_teacher_spread=single_teacher_spread)
+    if failed:
+        warnings.warn(
+            f"relabel: {len(failed)} video(s) could not be scored, their pairs are dropped: "
+            + "; ".join(f"{h[:12]}: {r}" for h, r in list(failed.items())[:10]),
+            stacklevel=2,
+        )
+
+    keep, labels, probs, provenances = [], [], [], []
+    old = raw.select_columns(["label", "prob", "origin", "provenance"])
+    for index, (row, (a, b)) in enumerate(zip(old, row_hashes)):
+        if a not in consensus.score or b not in consensus.score:
+            continue
+        level, prob = pair_level(consensus.score[a], consensus.score[b], consensus.spread[a], consensus.spread[b], thresholds)
+        if drop_below_confidence is not None and max(prob, 1.0 - prob) < drop_below_confidence:
+            continue
+        try:
+            provenance = json.loads(row["provenance"]) if row["provenance"] else {}
+        except json.JSONDecodeError:
+            provenance = {"original": row["provenance"]}
+        if not isinstance(provenance, dict):
+            provenance = {"original": provenance}
+        provenance.update(
+            round=int(round),
+            previous_label=label_names[row["label"]] if isinstance(row["label"], int) else row["label"],
+            previous_prob=float(row["prob"]),
+            previous_origin=row["origin"],
+            annotator=teacher,
+            annotator_fingerprint=fingerprint,
+            relabel={
+                "raw_a": consensus.raw[teacher][a], "raw_b": consensus.raw[teacher][b],
+                "score_a": consensus.score[a], "score_b": consensus.score[b],
+                "spread_a": consensus.spread[a], "spread_b": consensus.spread[b],
+                "z": pair_z(consensus.score[a], consensus.score[b], consensus.spread[a], consensus.spread[b], thresholds.noise_floor),
+                "normalisation": normalisation, "sha256_a": a, "sha256_b": b,
+            },
+        )
+        keep.append(index)
+        labels.append(level)
+        probs.append(prob)
+        provenances.append(json.dumps(provenance, sort_keys=True))
+
+    features = pair_dataset.features
+    out = pair_dataset.select(keep).remove_columns(["label", "prob", "origin", "provenance"])
+    out = out.add_column("label", labels, feature=features["label"])
+    out = out.add_column("prob", probs, feature=features["prob"])
+    out = out.add_column("origin", ["relabel"] * len(keep), feature=features["origin"])
+    out = out.add_column("provenance", provenances, feature=features["provenance"])
+    return out.select_columns(list(features))
+
+
+def _register(video: Mapping[str, Any], files: dict[str, str], tmp: str) -> str:
+    """SHA-256 of one ``{"path", "bytes"}`` video; the first time, a file holding it."""
+    data, path = video.get("bytes"), video.get("path")
+    if data is None:
+        if not path or not os.path.isfile(path):
+            raise ValueError(f"pair video {path!r} has no bytes and is not a local file")
+        data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in files:
+        suffix = Path(path).suffix if path and len(Path(path).suffix) <= 6 else ".mp4"
+        target = Path(tmp) / f"{digest[:16]}{suffix or '.mp4'}"
+        target.write_bytes(data)
+        files[digest] = str(target)
+    return digest
