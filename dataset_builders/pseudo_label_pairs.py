@@ -139,6 +139,10 @@ def build_pseudo_pairs(
     ``inputs`` is anything :func:`ssvqa.builder.collect_inputs` reads, or a list of video paths.
     ``teachers`` are specs (``"classical"``, ``"lmm:MODEL"``, ``"ranker:MODEL"``) or ready
     annotators. Pairs are made among this shard's videos only.
+
+    With an ``accelerator`` (``accelerate launch``), the processes share the scoring (each
+    scores a strided share, see :func:`ssvqa.annotators.annotate`) and every process gets the
+    same labels; only the main process writes the dataset and pushes it.
     """
     start = time.monotonic()
     output_dir = Path(output_dir)
@@ -219,12 +223,14 @@ def build_pseudo_pairs(
         "disagreement": disagreement,
         "num_shards": num_shards,
     }
-    write_pair_dataset(
-        rows, output_dir,
-        card=_card(names, thresholds, disagreement, normalisation, label_counts["all"], arguments, license),
-        test_fraction=test_fraction, seed=seed, shard_index=shard_index, num_shards=num_shards,
-        skipped=[s.to_dict() for s in skipped],
-    )
+    writer = accelerator is None or accelerator.is_main_process  # one writer for one folder
+    if writer:
+        write_pair_dataset(
+            rows, output_dir,
+            card=_card(names, thresholds, disagreement, normalisation, label_counts["all"], arguments, license),
+            test_fraction=test_fraction, seed=seed, shard_index=shard_index, num_shards=num_shards,
+            skipped=[s.to_dict() for s in skipped],
+        )
     report = PseudoPairsReport(
         output_dir=output_dir,
         counts={s: counts[s] for s in sorted(counts, key=("train", "test").index)},
@@ -236,7 +242,7 @@ def build_pseudo_pairs(
         shard_index=shard_index,
         num_shards=num_shards,
     )
-    if push_to_hub:
+    if push_to_hub and writer:
         from ssvqa.hub import push_folder
 
         report.commit_url = push_folder(

@@ -125,7 +125,11 @@ def test_pseudo_labels_agree_with_hidden_quality(built, tmp_path):
 
 def test_rerun_scores_nothing_and_cli_reuses_the_cache(built, corpus, tmp_path, capsys):
     out, first = built
-    again = build_pseudo_pairs(corpus, out, teachers=["classical"], max_pairs_per_video=4, test_fraction=0.3, seed=0, progress=False)
+    from accelerate import PartialState
+
+    # One process under an accelerator: it is the main process, so it writes the same dataset.
+    again = build_pseudo_pairs(corpus, out, teachers=["classical"], max_pairs_per_video=4, test_fraction=0.3, seed=0,
+                               progress=False, accelerator=PartialState(cpu=True))
     # The 0-byte file is tried once too (its failure is cached, like a score).
     assert first.teachers["classical"] == {"scored": len(SOURCES) * len(VARIANTS) + 1, "cached": 0}
     assert again.teachers["classical"] == {"scored": 0, "cached": len(SOURCES) * len(VARIANTS) + 1}
