@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# `load_dataset(folder)` caches by folder name and file names: two test folders both called
+# "dataset" could be served each other's rows from a shared cache. Each test process gets its own.
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="ssvqa-test-datasets-"))
 
 import ssvqa  # noqa: F401  (installs the torchvision shim before any test imports transformers)
 
