@@ -14,6 +14,11 @@ to the forward passes. Decoding runs in a background thread while the model work
 hidden when the model is the bottleneck (a real ranker; on a GPU). With the tiny CPU model the
 forward pass is so cheap that decoding can dominate: use ``--size small`` for a fairer picture.
 
+On a CPU shared with other busy processes, torch's multi-threaded kernels can slow down many-fold
+(threads wait on each other at every barrier while one of them is descheduled), and how badly
+varies with whatever ran just before; the timings then measure that, not the scorer. Use
+``--threads 1`` there (the numbers below in the report were taken that way).
+
 Run: ``python bench/bench_scoring.py [--videos 32] [--anchors 5] [--size tiny|small] [--batch-size 8]``.
 Times are the best of ``--repeats`` interleaved runs (the machine may be shared).
 """
@@ -71,8 +76,11 @@ def main() -> None:
     parser.add_argument("--video-size", default="160x120")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
