@@ -22,9 +22,9 @@ spread over the range (:func:`ssvqa.scoring.select_anchors`).
 
 Throughput
 ----------
-Each video is decoded once; all N·K comparisons of a chunk of videos go through ``compare`` in
-full batches, so a batch mixes videos (no half-empty batch per video). The next chunk is decoded
-in a background thread while the current one runs through the model. ``bench/bench_scoring.py``
+Each video is decoded once; the N·K comparisons go through ``compare`` in chunks of videos whose
+comparisons fill whole batches, so a batch mixes videos (no half-empty batch per video). The next
+chunk is decoded in a background thread while the current one runs through the model. ``bench/bench_scoring.py``
 compares this with the bare batched forward passes it needs.
 
 Resolution: the default ``max_pixels`` (112×112 per frame) suits the tiny test models; a real
@@ -84,7 +84,7 @@ class QualityScorer:
         temperature: float = 1.0,
         mirrored: bool = False,
         batch_size: int = 8,
-        chunk_videos: int = 64,
+        chunk_videos: int | None = None,
         model_dir: str | os.PathLike | None = None,
     ):
         if len(anchor_videos) != len(anchor_scores):
@@ -95,7 +95,7 @@ class QualityScorer:
         self.anchor_videos = [Path(p) for p in anchor_videos]
         self.anchor_scores = [float(s) for s in anchor_scores]
         self.num_frames, self.max_pixels, self.temperature = int(num_frames), int(max_pixels), float(temperature)
-        self.mirrored, self.batch_size, self.chunk_videos = bool(mirrored), int(batch_size), int(chunk_videos)
+        self.mirrored, self.batch_size, self.chunk_videos = bool(mirrored), int(batch_size), chunk_videos
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self.multiple = _size_multiple(processor)
         self.comparisons = 0
@@ -258,7 +258,8 @@ class QualityScorer:
         scores: dict[str, float] = {}
         errors: dict[str, str] = {}
         anchors = self._anchors()
-        chunks = [unique[i : i + self.chunk_videos] for i in range(0, len(unique), self.chunk_videos)]
+        size = self.chunk_videos or self._batch_aligned_chunk()
+        chunks = [unique[i : i + size] for i in range(0, len(unique), size)]
         bar = _progress(len(unique), progress)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(self._decode_all, chunks[0]) if chunks else None
@@ -279,6 +280,15 @@ class QualityScorer:
         return scores, errors
 
     # --- internals ------------------------------------------------------------------------------
+
+    def _batch_aligned_chunk(self) -> int:
+        """Fewest videos whose comparisons fill whole batches (K=5, batch 8: 8 videos, 40 pairs).
+
+        Small chunks start the model early (only the first chunk's decoding is not hidden behind
+        the model's work) and whole batches waste no forward-pass slots.
+        """
+        pairs_per_video = len(self.anchor_videos) * (2 if self.mirrored else 1)
+        return self.batch_size // math.gcd(self.batch_size, pairs_per_video)
 
     def _decode(self, path) -> torch.Tensor:
         if not Path(path).is_file():
