@@ -29,9 +29,16 @@ How a source becomes variants (one ffmpeg process for all of them where possible
 * **Determinism**: the only randomness is the noise distortion, seeded from ``seed``; rendering
   the same source twice with the same seed gives identical bytes.
 
-Severities are honest: for every spatial and compression type, on varied content, the SSIM
-against the reference (:func:`ssim_against`) never rises from one level to the next
-(``tests/test_distortions.py`` checks it on four different sources).
+Severities are honest: for every type, the SSIM against the reference (:func:`ssim_against`)
+never rises from one level to the next. ``tests/test_distortions.py`` checks it on four different
+sources (moving test pattern, fractal zoom, coloured Life, smooth gradient); while choosing the
+levels it also held on 27 corpus clips (3 seeds x 9 kinds, ~320x240). Known limits, from a stress
+run on 160x120 clips: on a *very* smooth gradient (SSIM >= 0.99 at every level) h265, AV1 and
+downscale can flip by <= 0.0006; temporal types tie at 1.0 on static content and saturation on
+grey content, as they must. Codec settings were picked for monotone ladders: SVT-AV1 preset 12,
+and VP9 realtime at cpu-used 8, flipped by up to 0.03 on binary or static content; preset 10 and
+cpu-used 6 did not. Over-exposure (gain with clipping) flipped once highlights saturate, hence
+under-exposure.
 
 Example::
 
