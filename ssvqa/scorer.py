@@ -196,8 +196,8 @@ class QualityScorer:
         raters' spread; anchors with less of it are preferred), or a dataset/mapping rows with
         ``video``, ``mos`` (and ``mos_std``) such as :func:`ssvqa.benchmarks.load_benchmark` returns.
 
-        >>> QualityScorer.build_anchors([("a.mp4", 10), ("b.mp4", 50), ("c.mp4", 52), ("d.mp4", 90)], k=2)
-        [('a.mp4', 10.0), ('d.mp4', 90.0)]
+        >>> QualityScorer.build_anchors([("a.mp4", 10), ("b.mp4", 50), ("c.mp4", 52), ("d.mp4", 90)], k=3)
+        [('a.mp4', 10.0), ('b.mp4', 50.0), ('d.mp4', 90.0)]
         """
         rows = []
         for item in videos_with_scores:
