@@ -47,9 +47,12 @@ def _args(tmp_path, **overrides):
 
 
 def _fixed_batch(pairs, size=4):
-    """Pairs with clear answers (no ties), so a loss drop means the model learnt them."""
-    decided = pairs.filter(lambda row: row["prob"] != 0.5)
-    return decided.select(range(min(size, len(decided))))
+    """Pairs whose second video is the worse one. The loss tests check that each loss trains the
+    level logits end to end (collator -> model -> loss -> optimizer): a batch that a model can fit
+    without telling videos apart falls fast when that works. Seeing distortions is another matter
+    (see the issue notes): a mixed batch only falls to the best constant answer on tiny models."""
+    worse = pairs.filter(lambda row: row["prob"] < 0.5)
+    return worse.select(range(min(size, len(worse))))
 
 
 def test_soft_target_keeps_the_expected_preference():
@@ -100,14 +103,15 @@ def test_row_paths_may_not_escape_the_video_root(tmp_path, tiny_models, video_fa
 @pytest.mark.parametrize("loss_type", ["ce", "bt"])
 def test_both_losses_reduce_the_loss_on_a_fixed_batch(pairs, tiny_models, tmp_path, family, loss_type):
     batch = _fixed_batch(pairs)
+    steps = 12
     trainer = RankTrainer(
-        model=str(tiny_models[family]), args=_args(tmp_path, loss_type=loss_type), train_dataset=batch, eval_dataset=batch
+        model=str(tiny_models[family]), args=_args(tmp_path, loss_type=loss_type, max_steps=steps),
+        train_dataset=batch, eval_dataset=batch,
     )
     before = trainer.evaluate()
     trainer.train()
     after = trainer.evaluate()
-    # The fidelity loss (bt) is bounded and flat near p = 0.5: it falls less in 12 steps than ce.
-    assert after["eval_loss"] < (0.7 if loss_type == "ce" else 0.9) * before["eval_loss"], (before, after)
+    assert after["eval_loss"] < 0.5 * before["eval_loss"], (before, after)
     assert 0.0 <= after["eval_pair_accuracy"] <= 1.0
 
 
