@@ -115,7 +115,7 @@ def load_ranker(
         tokenizer.pad_token = tokenizer.eos_token
 
     config = AutoConfig.from_pretrained(model_id_or_path, **hub)
-    quantization_config = _quantization_config(quantization, config)
+    quantization_config = _quantization_config(quantization, config, trust_remote_code)
     if quantization_config is not None and device_map is None and torch.cuda.is_available():
         device_map = {"": int(os.environ.get("LOCAL_RANK", 0))}
     kwargs = dict(dtype=dtype, device_map=device_map, use_safetensors=True, **hub)
@@ -210,7 +210,7 @@ def vision_projector_modules(model) -> list[str]:
     return found
 
 
-def non_language_modules(config) -> list[str]:
+def non_language_modules(config, trust_remote_code: bool = False) -> list[str]:
     """Full names of the top-level modules that are not the language model (vision tower,
     projector) plus ``lm_head``: what quantization leaves in full precision.
 
@@ -219,7 +219,7 @@ def non_language_modules(config) -> list[str]:
     from transformers import AutoModelForImageTextToText
 
     with torch.device("meta"):
-        skeleton = AutoModelForImageTextToText.from_config(config)
+        skeleton = AutoModelForImageTextToText.from_config(config, trust_remote_code=trust_remote_code)
     names = []
     for name, child in skeleton.named_children():
         if name == "model":
@@ -297,16 +297,16 @@ def _float_dtype(model) -> torch.dtype:
     return torch.float32
 
 
-def _quantization_config(quantization, config):
-    """A ``BitsAndBytesConfig`` from ``"4bit"``/``"8bit"`` (or the one given), skipping the
-    vision tower, projector and ``lm_head``."""
+def _quantization_config(quantization, config, trust_remote_code: bool = False):
+    """A ``BitsAndBytesConfig`` from ``"4bit"``/``"8bit"``, skipping the vision tower, projector
+    and ``lm_head``. A ``BitsAndBytesConfig`` given by the caller is used as it is."""
     if quantization is None or quantization is False:
         return None
     from transformers import BitsAndBytesConfig
 
     if isinstance(quantization, BitsAndBytesConfig):
         return quantization
-    skip = non_language_modules(config)
+    skip = non_language_modules(config, trust_remote_code)
     if quantization == "4bit":
         return BitsAndBytesConfig(
             load_in_4bit=True,

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from ssvqa.labels import LEVELS
-from ssvqa.modeling import batch_to_model, compare, load_ranker, lora_target_modules, vision_projector_modules
+from ssvqa.modeling import (
+    batch_to_model,
+    compare,
+    load_ranker,
+    lora_target_modules,
+    non_language_modules,
+    vision_projector_modules,
+)
 from ssvqa.prompts import LevelTokenError, answer_logits, encode_pairs, level_token_ids
 from ssvqa.testing import FAMILIES, build_tiny_model, build_tokenizer, save_tiny_model
 
@@ -107,6 +114,19 @@ def test_other_lora_targets_and_configs(saved):
     lora_modules = [name for name, module in model.named_modules() if hasattr(module, "lora_A")]
     assert {name.rsplit(".", 1)[-1] for name in lora_modules} == {"q_proj", "v_proj"}
     assert model.get_base_model().is_activation_checkpointing
+
+
+@pytest.mark.parametrize(
+    "family, expected",
+    [
+        ("qwen2_5_vl", {"model.visual", "lm_head"}),
+        ("qwen3_vl", {"model.visual", "lm_head"}),
+        ("llava_onevision", {"model.vision_tower", "model.multi_modal_projector", "lm_head"}),
+    ],
+)
+def test_quantization_skips_everything_but_the_language_model(family, expected):
+    model, _ = build_tiny_model(family)
+    assert set(non_language_modules(model.config)) == expected
 
 
 def _train_step(model, processor, pairs, optimizer, targets):
