@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -41,6 +42,14 @@ def make_video(
         cmd[-1:-1] = ["-x265-params", "log-level=none"]
     subprocess.run(cmd, check=True)
     return path
+
+
+def free_port() -> int:
+    """A free TCP port for an `accelerate launch` rendezvous: tests running in parallel on the
+    default port 29500 would join each other's process group or hang waiting for it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture

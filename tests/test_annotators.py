@@ -8,7 +8,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from ssvqa.annotators import AnnotationResult, Annotator, ClassicalAnnotator, ScoreCache, annotate
 from ssvqa.annotators.classical import DEFAULT_WEIGHTS, FEATURES
 from ssvqa.errors import VideoError
@@ -302,12 +302,6 @@ TWO_PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_processes_under_accelerate_launch_give_the_single_process_result(tmp_path, video_factory, odd_videos):
     videos = [str(video_factory(f"v{i}.mp4", source=source, size="96x72", duration=0.5))
               for i, source in enumerate(["testsrc2", "mandelbrot", "smptebars", "rgbtestsrc", "testsrc"])]
@@ -319,7 +313,7 @@ def test_two_processes_under_accelerate_launch_give_the_single_process_result(tm
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()),
+        "--main_process_port", str(free_port()),
         str(script), json.dumps(videos), str(tmp_path / "cache"), str(out),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}

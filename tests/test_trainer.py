@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import ssvqa.collator as collator_module
+from conftest import free_port
 from ssvqa.collator import DataCollatorForVideoPairs, soft_target
 from ssvqa.errors import VideoError
 from ssvqa.labels import LEVEL_WEIGHTS, mirror_level
@@ -148,6 +149,7 @@ def test_two_process_accelerate_launch_trains_and_exits_cleanly(pair_dataset_dir
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()),
         str(ROOT / "tests" / "scripts" / "train_ranker.py"),
         str(tiny_models["qwen2_5_vl"]), str(pair_dataset_dir), str(tmp_path / "ddp"),
     ]
