@@ -65,6 +65,8 @@ from typing import Any, Sequence
 from ssvqa.builder import (
     InputItem,
     Inputs,
+    add_builder_arguments,
+    builder_kwargs,
     collect_inputs,
     fingerprint_of,
     input_key,
@@ -479,14 +481,7 @@ def _comma_list(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options (shared by ``ssvqa build-distortion-pairs`` and ``python -m``)."""
-    parser.add_argument(
-        "inputs",
-        help="a folder of videos, a list file (one path per line, relative to the list's folder), "
-        "a video file, a dataset folder, or a Hub dataset id with a Video column",
-    )
-    parser.add_argument("-o", "--output-dir", required=True, help="the dataset folder to write (created if missing)")
-    parser.add_argument("--video-column", default="video", help="the Video column of a dataset input (default: video)")
-    what = parser.add_argument_group("what pairs to make")
+    what, how = add_builder_arguments(parser, "what pairs to make")
     what.add_argument(
         "--types",
         type=_comma_list,
@@ -504,18 +499,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_PIXELS,
         help=f"scale sources down to fit this many pixels, aspect kept; 0 keeps the size (default: {DEFAULT_MAX_PIXELS})",
     )
-    how = parser.add_argument_group("how to run")
     how.add_argument("--num-proc", type=int, default=1, help="worker processes (default: 1)")
     how.add_argument("--threads", type=int, default=1, help="ffmpeg threads per worker (default: 1)")
-    how.add_argument("--shard-index", type=int, default=0, help="this machine's shard, 0-based (default: 0)")
-    how.add_argument("--num-shards", type=int, default=1, help="machines sharing the inputs (default: 1)")
-    how.add_argument("--work-dir", default=None, help="resumable work folder (default: OUTPUT_DIR/.work, never uploaded)")
-    hub = parser.add_argument_group("publishing")
-    hub.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also upload the dataset folder to this Hub dataset repo")
-    hub.add_argument("--revision", default=None, help="branch of the Hub repo to upload to (created if missing)")
-    hub.add_argument("--private", action="store_true", help="create the Hub repo private")
-    hub.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login); never printed")
-    hub.add_argument("--license", default="other", help="license id for the dataset card (default: other)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -532,15 +517,7 @@ def main(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels or None,
         threads=args.threads,
         num_proc=args.num_proc,
-        shard_index=args.shard_index,
-        num_shards=args.num_shards,
-        video_column=args.video_column,
-        work_dir=args.work_dir,
-        license=args.license,
-        push_to_hub=args.push_to_hub,
-        revision=args.revision,
-        private=args.private,
-        token=args.token,
+        **builder_kwargs(args),
     )
     print(report)
     return 0

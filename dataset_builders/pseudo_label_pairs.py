@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ssvqa.annotators.base import annotate
-from ssvqa.builder import InputItem, Inputs, Skipped, collect_inputs, input_key, shard
+from ssvqa.builder import InputItem, Inputs, Skipped, add_builder_arguments, builder_kwargs, collect_inputs, input_key, shard
 from ssvqa.labels import LEVELS, LevelThresholds, label_pairs
 from ssvqa.pair_dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
 from ssvqa.video import is_within
@@ -289,14 +289,7 @@ sampled, {counts.get('dropped_disagreement', 0)} dropped for teacher disagreemen
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options (shared by ``ssvqa build-pseudo-pairs`` and ``python -m``)."""
-    parser.add_argument(
-        "inputs",
-        help="a folder of videos, a list file (one path per line, relative to the list's folder), "
-        "a video file, a dataset folder, or a Hub dataset id with a Video column",
-    )
-    parser.add_argument("-o", "--output-dir", required=True, help="the dataset folder to write (created if missing)")
-    parser.add_argument("--video-column", default="video", help="the Video column of a dataset input (default: video)")
-    what = parser.add_argument_group("teachers and labels")
+    what, how = add_builder_arguments(parser, "teachers and labels")
     what.add_argument("--teachers", nargs="+", default=["classical"],
                       help="classical, lmm:MODEL (zero-shot chat video LMM), ranker:MODEL (trained ranker with "
                       "anchors.json); default: classical")
@@ -309,17 +302,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="drop pairs two teachers order oppositely by more than this; negative keeps all (default: 0.5)")
     what.add_argument("--test-fraction", type=float, default=0.2, help="share of videos in the test split (default: 0.2)")
     what.add_argument("--seed", type=int, default=0, help="seeds the split and the pair sampling (default: 0)")
-    how = parser.add_argument_group("how to run")
     how.add_argument("--batch-size", type=int, default=8, help="videos per teacher call (default: 8)")
-    how.add_argument("--shard-index", type=int, default=0, help="this machine's shard, 0-based (default: 0)")
-    how.add_argument("--num-shards", type=int, default=1, help="machines sharing the inputs (default: 1)")
-    how.add_argument("--work-dir", default=None, help="score cache folder (default: OUTPUT_DIR/.work, never uploaded)")
-    hub = parser.add_argument_group("publishing")
-    hub.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also upload the dataset folder to this Hub dataset repo")
-    hub.add_argument("--revision", default=None, help="branch of the Hub repo to upload to (created if missing)")
-    hub.add_argument("--private", action="store_true", help="create the Hub repo private")
-    hub.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login); never printed")
-    hub.add_argument("--license", default="other", help="license id for the dataset card (default: other)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -335,15 +318,7 @@ def main(args: argparse.Namespace) -> int:
         thresholds=LevelThresholds(similar=args.similar, superior=args.superior, noise_floor=args.noise_floor),
         disagreement=None if args.disagreement < 0 else args.disagreement,
         batch_size=args.batch_size,
-        shard_index=args.shard_index,
-        num_shards=args.num_shards,
-        video_column=args.video_column,
-        work_dir=args.work_dir,
-        license=args.license,
-        push_to_hub=args.push_to_hub,
-        revision=args.revision,
-        private=args.private,
-        token=args.token,
+        **builder_kwargs(args),
     )
     print(report)
     return 0

@@ -36,6 +36,7 @@ A builder turns input videos into pairs. Three things do not depend on how pairs
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import multiprocessing
@@ -459,3 +460,38 @@ def _load_record(work_dir: Path, item: InputItem, fingerprint: str) -> dict | No
 def fingerprint_of(arguments: dict[str, Any]) -> str:
     """A short hash of the arguments a builder's results depend on (for :func:`run_resumable`)."""
     return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- command-line options shared by builders
+
+
+def add_builder_arguments(parser: argparse.ArgumentParser, what_title: str):
+    """Add the options every pair builder takes: inputs, output folder, sharding, work folder and
+    publishing. Returns the ``(what, how)`` argument groups for the builder's own options."""
+    parser.add_argument(
+        "inputs",
+        help="a folder of videos, a list file (one path per line, relative to the list's folder), "
+        "a video file, a dataset folder, or a Hub dataset id with a Video column",
+    )
+    parser.add_argument("-o", "--output-dir", required=True, help="the dataset folder to write (created if missing)")
+    parser.add_argument("--video-column", default="video", help="the Video column of a dataset input (default: video)")
+    what = parser.add_argument_group(what_title)
+    how = parser.add_argument_group("how to run")
+    how.add_argument("--shard-index", type=int, default=0, help="this machine's shard, 0-based (default: 0)")
+    how.add_argument("--num-shards", type=int, default=1, help="machines sharing the inputs (default: 1)")
+    how.add_argument(
+        "--work-dir", default=None, help="resumable work folder and caches (default: OUTPUT_DIR/.work, never uploaded)"
+    )
+    hub = parser.add_argument_group("publishing")
+    hub.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also upload the dataset folder to this Hub dataset repo")
+    hub.add_argument("--revision", default=None, help="branch of the Hub repo to upload to (created if missing)")
+    hub.add_argument("--private", action="store_true", help="create the Hub repo private")
+    hub.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login); never printed")
+    hub.add_argument("--license", default="other", help="license id for the dataset card (default: other)")
+    return what, how
+
+
+def builder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of the options :func:`add_builder_arguments` added, for a builder function."""
+    names = ("shard_index", "num_shards", "video_column", "work_dir", "license", "push_to_hub", "revision", "private", "token")
+    return {name: getattr(args, name) for name in names}
