@@ -14,12 +14,12 @@ repeats (the machine may be shared); the ratios compare runs made in the same pr
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import scipy.optimize
 
 from ssvqa.scoring import anchor_matrix, map_scores, preference_matrices, score_against_anchors
+from timing import best_of
 
 
 def scipy_score(C: np.ndarray) -> float:
@@ -34,15 +34,6 @@ def scipy_score(C: np.ndarray) -> float:
 
     s = scipy.optimize.minimize(negative, np.zeros(len(C)), jac=True, method="L-BFGS-B", options={"gtol": 1e-10}).x
     return 100.0 * (s[-1] - s.min()) / (s.max() - s.min())
-
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -26,47 +26,20 @@ Times are the best of ``--repeats`` interleaved runs (the machine may be shared)
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import ssvqa  # noqa: F401  (torchvision shim before transformers)
+from ssvqa.corpus import make_corpus
 from ssvqa.modeling import batch_to_model, load_ranker
 from ssvqa.prompts import encode_pairs
 from ssvqa.scorer import QualityScorer
 from ssvqa.scoring import score_against_anchors
 from ssvqa.testing import save_tiny_model
-
-SOURCES = ("smptebars", "testsrc2", "mandelbrot", "rgbtestsrc", "yuvtestsrc", "pal75bars", "cellauto", "life")
-
-
-def make_videos(folder: Path, count: int, size: str) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        path = folder / f"v{i:03d}.mp4"
-        source = SOURCES[i % len(SOURCES)]
-        subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"{source}=size={size}:rate={8 + i % 5}",
-             "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
-            check=True,
-        )
-        paths.append(path)
-    return paths
-
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
+from timing import best_of
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,7 +58,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model_dir = save_tiny_model(tmp / "model", size=args.size)
-        videos = make_videos(tmp / "videos", args.videos + args.anchors, args.video_size)
+        width, height = (int(side) for side in args.video_size.split("x"))
+        videos = make_corpus(tmp / "videos", num_clips=args.videos + args.anchors, duration=1.0, size=(width, height))
         anchor_paths, test_paths = videos[: args.anchors], videos[args.anchors :]
         model, processor = load_ranker(model_dir, device_map=args.device if args.device != "cpu" else None)
         anchors = [(p, float(i)) for i, p in enumerate(anchor_paths)]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -24,22 +23,9 @@ from transformers import TrainerCallback
 
 import ssvqa.collator as collator_module
 from dataset_builders.distortion_pairs import build_distortion_pairs
+from ssvqa.corpus import make_corpus
 from ssvqa.testing import save_tiny_model
 from ssvqa.trainer import RankConfig, RankTrainer
-
-
-def make_sources(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in ("testsrc2", "mandelbrot", "smptebars", "rgbtestsrc"):
-        path = folder / f"{name}.mp4"
-        subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"{name}=size=160x120:rate=10",
-             "-t", "1.6", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
-            check=True,
-        )
-        paths.append(path)
-    return paths
 
 
 class StepTimer(TrainerCallback):
@@ -76,7 +62,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        build_distortion_pairs(make_sources(tmp / "src"), tmp / "pairs", types=["gaussian_blur", "noise"],
+        sources = make_corpus(tmp / "src", num_clips=4, duration=1.6, size=(160, 120))
+        build_distortion_pairs(sources, tmp / "pairs", types=["gaussian_blur", "noise"],
                                types_per_source=2, test_fraction=0.0, max_pixels=160 * 120)
         pairs = datasets.load_dataset(str(tmp / "pairs"))["train"]
         for column in ("video_a", "video_b"):
