@@ -280,7 +280,7 @@ tags: [ssvqa, video-quality-assessment, ranking{", lora" if adapter else ""}]
 
 # Video quality ranker (ssvqa)
 
-A video LMM fine-tuned with [ssvqa](https://github.com/) to compare the quality of two videos. Given
+A video LMM fine-tuned with ssvqa (self-supervised video quality assessment) to compare the quality of two videos. Given
 two videos and the pre-filled answer "The quality of the second video is", its next token is one of
 `{", ".join(LEVELS)}` (the second video relative to the first). Scores on 0–100 come from comparisons
 against anchor videos (`ssvqa score`).
