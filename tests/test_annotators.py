@@ -297,6 +297,7 @@ TWO_PROCESS_SCRIPT = textwrap.dedent(
     with open(f"{out_dir}/rank{state.process_index}.json", "w") as handle:
         json.dump({"scores": result.scores, "skipped": result.skipped, "scored": teacher.scored,
                    "num_scored": result.num_scored, "world": state.num_processes}, handle)
+    torch.distributed.barrier()  # meet before teardown, or gloo may wait forever on a rank that left
     torch.distributed.destroy_process_group()
     """
 )

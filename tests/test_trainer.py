@@ -154,7 +154,7 @@ def test_two_process_accelerate_launch_trains_and_exits_cleanly(pair_dataset_dir
         str(tiny_models["qwen2_5_vl"]), str(pair_dataset_dir), str(tmp_path / "ddp"),
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert result["world_size"] == 2 and result["steps"] == 3

@@ -24,12 +24,15 @@ def main(model_dir: str, dataset_dir: str, output_dir: str) -> None:
     trainer = RankTrainer(model=model_dir, args=args, train_dataset=pairs, eval_dataset=pairs.select(range(6)))
     trainer.train()
     metrics = trainer.evaluate()
+    trainer.save_model()  # on every rank: Trainer decides who writes (ZeRO-3/FSDP gather collectively)
     if trainer.is_world_process_zero():
-        trainer.save_model()
         summary = {"world_size": trainer.args.world_size, "eval": metrics, "steps": trainer.state.global_step}
         print("RESULT " + json.dumps(summary))
     if dist.is_initialized():
-        dist.destroy_process_group()  # without it about one run in five aborts at exit (gloo)
+        # Both ranks meet before teardown: a rank that reaches destroy_process_group while the other is
+        # still writing can leave gloo waiting forever; without teardown about one run in five aborts.
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
