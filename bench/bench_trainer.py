@@ -21,6 +21,8 @@ import datasets
 import torch
 from transformers import TrainerCallback
 
+from ssvqa.pair_dataset import load_pairs
+
 import ssvqa.collator as collator_module
 from dataset_builders.distortion_pairs import build_distortion_pairs
 from ssvqa.corpus import make_corpus
@@ -65,7 +67,7 @@ def main() -> None:
         sources = make_corpus(tmp / "src", num_clips=4, duration=1.6, size=(160, 120))
         build_distortion_pairs(sources, tmp / "pairs", types=["gaussian_blur", "noise"],
                                types_per_source=2, test_fraction=0.0, max_pixels=160 * 120)
-        pairs = datasets.load_dataset(str(tmp / "pairs"))["train"]
+        pairs = load_pairs(tmp / "pairs")["train"]
         for column in ("video_a", "video_b"):
             pairs = pairs.cast_column(column, datasets.Video(decode=False))
         model_dir = save_tiny_model(tmp / "model", args.family, args.size)

@@ -47,10 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import datasets
-
     from dataset_builders.distortion_pairs import build_distortion_pairs
     from ssvqa.corpus import make_corpus
+    from ssvqa.pair_dataset import load_pairs
     from ssvqa.testing import save_tiny_model
     from ssvqa.trainer import RankConfig, RankTrainer
 
@@ -65,7 +64,7 @@ def main(argv=None) -> dict:
         test_fraction=0.25, seed=args.seed, max_pixels=160 * 120, num_proc=args.num_proc,
     )
     print(report, flush=True)
-    pairs = datasets.load_dataset(str(out / "pairs"))
+    pairs = load_pairs(out / "pairs")
     if "test" not in pairs or "train" not in pairs:
         raise SystemExit("the corpus is too small to hold out any content: raise --num-clips")
 

@@ -411,3 +411,79 @@ def _card_body(card: DatasetCardInfo, summary: DatasetSummary, splits: list[str]
             lines.append(f"- ... and {len(summary.skipped) - 50} more")
         lines.append("")
     return "\n".join(lines)
+
+
+def load_pairs(
+    path_or_repo_id: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    token: str | bool | None = None,
+) -> datasets.DatasetDict:
+    """Load a pair dataset from a local folder (as the builders write it) or a Hub repository.
+
+    A local folder is read through its Parquet files (``data/<split>-*.parquet``) rather than with
+    ``load_dataset(folder)``: datasets 5.2 caches a local folder under its *name*, so a second
+    folder called ``pairs`` silently returns the first one's rows. Hub repositories go through
+    ``datasets.load_dataset(repo_id, revision=...)``.
+
+    >>> pairs = load_pairs("outputs/pairs")                      # doctest: +SKIP
+    >>> pairs = load_pairs("me/ssvqa-pairs", revision="round-1")  # doctest: +SKIP
+    """
+    folder = Path(path_or_repo_id)
+    if folder.is_dir():
+        files: dict[str, list[str]] = {}
+        for path in sorted((folder / "data").glob("*.parquet")):
+            match = _SHARD_FILE.match(path.name)
+            if match:
+                files.setdefault(match["split"], []).append(str(path))
+        if not files:
+            raise FileNotFoundError(f"{folder}: no pair data files (expected data/<split>-00000-of-00001.parquet)")
+        loaded = datasets.load_dataset("parquet", data_files=files, cache_dir=str(cache_dir) if cache_dir else None)
+    else:
+        loaded = datasets.load_dataset(str(path_or_repo_id), revision=revision, cache_dir=str(cache_dir) if cache_dir else None, token=token)
+    if any(column not in loaded[split].column_names for split in loaded for column in PAIR_COLUMNS):
+        raise ValueError(f"{path_or_repo_id}: not a pair dataset (needs the columns {', '.join(PAIR_COLUMNS)})")
+    return loaded
+
+
+def save_pair_splits(
+    splits: Mapping[str, datasets.Dataset],
+    out_dir: str | Path,
+    *,
+    card: DatasetCardInfo,
+) -> dict[str, int]:
+    """Write already-loaded pair datasets (one per split) as a pair dataset folder with its card.
+
+    For datasets made from other pair datasets (a relabelling round): the videos are in the rows
+    already (``Video(decode=False)`` values with bytes), so they are written as they are, one
+    Parquet file per split, each atomically. Returns rows per split.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "data").mkdir(parents=True, exist_ok=True)
+    features = pair_features(decode=True)
+    written = {}
+    for split, dataset in splits.items():
+        dataset = dataset.select_columns(list(PAIR_COLUMNS))
+        for column in ("video_a", "video_b"):
+            dataset = dataset.cast_column(column, datasets.Video(decode=False))
+        if not all(row.get("bytes") for row in dataset["video_a"][:1] + dataset["video_b"][:1]):
+            dataset = dataset.map(_embed_videos, batched=True, batch_size=16)
+        dataset = dataset.cast(features)
+        target = out_dir / "data" / shard_file_name(split, 0, 1)
+        temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        dataset.to_parquet(str(temp))
+        os.replace(temp, target)
+        written[split] = len(dataset)
+    write_dataset_card(out_dir, card)
+    return written
+
+
+def _embed_videos(batch: dict[str, list]) -> dict[str, list]:
+    """Read the bytes of videos that are only paths (so the saved dataset stands alone)."""
+    for column in ("video_a", "video_b"):
+        batch[column] = [
+            video if video.get("bytes") else {"path": video["path"], "bytes": Path(video["path"]).read_bytes()}
+            for video in batch[column]
+        ]
+    return batch
