@@ -21,6 +21,7 @@ Command line: ``ssvqa make-corpus OUT_DIR [--num-clips 8] [--seed 0] [--duration
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import math
 import os
@@ -350,6 +351,68 @@ def make_corpus(
                 temp.unlink(missing_ok=True)
         paths.append(path)
     return paths
+
+
+QUALITY_FILE = "quality.csv"
+
+
+def make_graded_pool(
+    sources: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    types: Sequence[str],
+    versions_per_source: int = 3,
+    seed: int = 0,
+    max_pixels: int | None = 160 * 120,
+    threads: int = 1,
+) -> Path:
+    """Unlabeled-looking videos with a *hidden* known quality: a test bed for teachers and rounds.
+
+    Each source gets ``versions_per_source`` versions, each a random distortion of ``types`` at a
+    random level 0-4 (0 = the pristine reference; levels are drawn without repeats per source, so
+    one content's versions differ in quality). The files' names say nothing about their quality;
+    ``quality.csv`` (``name,mos,distortion,level``) holds it, with ``mos = 100 * (1 - level / 4)``,
+    so the folder loads as a benchmark with :func:`ssvqa.benchmarks.load_labelled_folder`.
+    Across types a level means a similar SSIM loss (the ladders are calibrated that way, see
+    :mod:`ssvqa.distortions`), which is what makes one quality scale for the whole pool.
+
+    Finished videos are kept when called again (resumable); returns the path of ``quality.csv``.
+    """
+    from ssvqa.distortions import CATALOGUE, Variant, render_variants
+
+    if not 1 <= versions_per_source <= 5:
+        raise ValueError(f"versions_per_source must be within 1..5 (levels 0-4), got {versions_per_source}")
+    unknown = [t for t in types if t not in CATALOGUE]
+    if unknown or not types:
+        raise ValueError(f"unknown or no distortion types {unknown}; known: {', '.join(CATALOGUE)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    rows = []
+    for index, source in enumerate(sorted(Path(s) for s in sources)):
+        levels = rng.sample(range(5), versions_per_source)
+        variants = [Variant(()) if level == 0 else Variant(((rng.choice(list(types)), level),)) for level in levels]
+        work = out_dir / ".work" / f"{index:04d}"
+        rendered = render_variants(source, variants, work, seed=seed + index, max_pixels=max_pixels, threads=threads)
+        for variant, level, path in zip(variants, levels, rendered):
+            # an opaque name: the content's index and a hash of the recipe, not the recipe itself
+            tag = hashlib.sha256(f"{seed}/{index}/{variant.name}".encode()).hexdigest()[:10]
+            name = f"{index:04d}-{tag}.mp4"
+            if not (out_dir / name).exists():
+                shutil.copyfile(path, out_dir / f".{name}.partial")
+                os.replace(out_dir / f".{name}.partial", out_dir / name)
+            rows.append((name, 100.0 * (1 - level / 4), variant.steps[0][0] if variant.steps else "pristine", level))
+    shutil.rmtree(out_dir / ".work", ignore_errors=True)
+    table = out_dir / QUALITY_FILE
+    lines = ["name,mos,distortion,level"] + [f"{n},{q:.1f},{d},{lv}" for n, q, d, lv in rows]
+    table.write_text("\n".join(lines) + "\n")
+    return table
+
+
+def read_quality(path: str | Path) -> dict[str, float]:
+    """``quality.csv`` of :func:`make_graded_pool` as ``{file name: quality 0-100}``."""
+    with open(path, newline="") as handle:
+        return {row["name"]: float(row["mos"]) for row in csv.DictReader(handle)}
 
 
 # ---------------------------------------------------------------------------------------------

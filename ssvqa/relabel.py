@@ -77,7 +77,6 @@ def relabel(
     if missing:
         raise ValueError(f"not a pair dataset: missing column(s) {missing}")
     raw = pair_dataset.cast_column("video_a", datasets.Video(decode=False)).cast_column("video_b", datasets.Video(decode=False))
-    label_names = pair_dataset.features["label"].names if hasattr(pair_dataset.features["label"], "names") else list(LEVELS)
 
     with tempfile.TemporaryDirectory(prefix="ssvqa-relabel-") as tmp:
         # Each distinct video once: SHA-256 of its bytes -> a file the annotator can read.
@@ -108,14 +107,118 @@ def relabel(
             stacklevel=2,
         )
 
-    keep, labels, probs, provenances = [], [], [], []
-    old = raw.select_columns(["label", "prob", "origin", "provenance"])
-    for index, (row, (a, b)) in enumerate(zip(old, row_hashes)):
+    relabelled = []
+    for index, (a, b) in enumerate(row_hashes):
         if a not in consensus.score or b not in consensus.score:
             continue
         level, prob = pair_level(consensus.score[a], consensus.score[b], consensus.spread[a], consensus.spread[b], thresholds)
         if drop_below_confidence is not None and max(prob, 1.0 - prob) < drop_below_confidence:
             continue
+        relabelled.append((index, level, prob, {
+            "raw_a": consensus.raw[teacher][a], "raw_b": consensus.raw[teacher][b],
+            "score_a": consensus.score[a], "score_b": consensus.score[b],
+            "spread_a": consensus.spread[a], "spread_b": consensus.spread[b],
+            "z": pair_z(consensus.score[a], consensus.score[b], consensus.spread[a], consensus.spread[b], thresholds.noise_floor),
+            "normalisation": normalisation, "sha256_a": a, "sha256_b": b,
+        }))
+    return _rewrite(pair_dataset, raw, relabelled, round=round, annotator=teacher, fingerprint=fingerprint)
+
+
+def relabel_with_ranker(
+    pair_dataset: datasets.Dataset,
+    model,
+    processor,
+    *,
+    round: int,
+    num_frames: int = 8,
+    max_pixels: int = 112 * 112,
+    batch_size: int = 8,
+    drop_below_confidence: float | None = None,
+    name: str = "ranker",
+    fingerprint: str = "",
+    progress: bool = False,
+) -> datasets.Dataset:
+    """Relabel each pair by asking a trained ranker about that very pair, in both orders.
+
+    The ranker's preference for the second video, ``p = (P(b > a | a, b) + 1 - P(a > b | b, a)) / 2``
+    (asking both orders cancels a position bias), becomes the pair's ``prob``, and its level is the
+    nearest level weight (``round(4 p)``: 0.6 -> ``similar``, 0.7 -> ``better``). This is the task
+    the ranker was trained on, so unlike per-video scores (:func:`relabel` with a
+    :class:`~ssvqa.annotators.RankerAnnotator`) it needs no anchors. Each distinct video is decoded
+    once. Provenance is kept as in :func:`relabel`; pairs with an unreadable video are dropped
+    with a warning.
+
+    >>> new = relabel_with_ranker(pairs["train"], model, processor, round=1)   # doctest: +SKIP
+    """
+    import torch
+
+    from ssvqa.errors import VideoError
+    from ssvqa.modeling import compare
+    from ssvqa.prompts import expected_preference
+    from ssvqa.video import decode_frames
+
+    if drop_below_confidence is not None and not 0.5 <= drop_below_confidence <= 1.0:
+        raise ValueError(f"drop_below_confidence must be within [0.5, 1], got {drop_below_confidence}")
+    raw = pair_dataset.cast_column("video_a", datasets.Video(decode=False)).cast_column("video_b", datasets.Video(decode=False))
+    multiple = 28 if hasattr(getattr(processor, "video_processor", None), "merge_size") else 1
+    frames: dict[str, torch.Tensor] = {}
+    failed: dict[str, str] = {}
+    rows: list[tuple[int, str, str]] = []
+
+    def load(video) -> str:
+        data = video.get("bytes") or Path(video["path"]).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest not in frames and digest not in failed:
+            try:
+                frames[digest] = decode_frames(data, num_frames=num_frames, max_pixels=max_pixels, multiple=multiple,
+                                               name=video.get("path") or digest[:12])
+            except VideoError as error:
+                failed[digest] = str(error)
+        return digest
+
+    columns = raw.select_columns(["video_a", "video_b"])
+    for start in range(0, len(columns), _BATCH_ROWS):
+        batch = columns[start : start + _BATCH_ROWS]
+        for offset, (video_a, video_b) in enumerate(zip(batch["video_a"], batch["video_b"])):
+            rows.append((start + offset, load(video_a), load(video_b)))
+    usable = [(i, a, b) for i, a, b in rows if a not in failed and b not in failed]
+    if failed:
+        warnings.warn(f"relabel: {len(failed)} video(s) could not be decoded, their pairs are dropped: "
+                      + "; ".join(list(failed.values())[:10]), stacklevel=2)
+    firsts = [frames[a] for _, a, _ in usable] + [frames[b] for _, _, b in usable]
+    seconds = [frames[b] for _, _, b in usable] + [frames[a] for _, a, _ in usable]
+    preference = torch.zeros(0)
+    if usable:
+        chunks = range(0, len(firsts), batch_size * 4)
+        if progress:
+            from tqdm.auto import tqdm
+
+            chunks = tqdm(chunks, desc=f"relabelling {len(usable)} pairs (both orders)", unit="chunk")
+        preference = torch.cat([
+            expected_preference(compare(model, processor, firsts[c : c + batch_size * 4], seconds[c : c + batch_size * 4],
+                                        batch_size=batch_size))
+            for c in chunks
+        ])
+    n = len(usable)
+    relabelled = []
+    for k, (index, a, b) in enumerate(usable):
+        forward, backward = float(preference[k]), float(preference[n + k])
+        prob = (forward + 1.0 - backward) / 2
+        if drop_below_confidence is not None and max(prob, 1.0 - prob) < drop_below_confidence:
+            continue
+        level = min(4, max(0, int(4 * prob + 0.5)))  # nearest level weight (`round` is the argument here)
+        relabelled.append((index, level, prob, {"p_forward": forward, "p_backward": backward, "sha256_a": a, "sha256_b": b}))
+    return _rewrite(pair_dataset, raw, relabelled, round=round, annotator=name, fingerprint=fingerprint)
+
+
+def _rewrite(pair_dataset, raw, relabelled, *, round: int, annotator: str, fingerprint: str) -> datasets.Dataset:
+    """The kept rows of ``pair_dataset`` with new ``label``/``prob``, ``origin="relabel"``, and
+    the old label in the provenance. ``relabelled``: ``(row index, level, prob, details)``."""
+    label_names = pair_dataset.features["label"].names if hasattr(pair_dataset.features["label"], "names") else list(LEVELS)
+    old = raw.select_columns(["label", "prob", "origin", "provenance"])
+    keep, labels, probs, provenances = [], [], [], []
+    for index, level, prob, details in relabelled:
+        row = old[index]
         try:
             provenance = json.loads(row["provenance"]) if row["provenance"] else {}
         except json.JSONDecodeError:
@@ -127,19 +230,13 @@ def relabel(
             previous_label=label_names[row["label"]] if isinstance(row["label"], int) else row["label"],
             previous_prob=float(row["prob"]),
             previous_origin=row["origin"],
-            annotator=teacher,
+            annotator=annotator,
             annotator_fingerprint=fingerprint,
-            relabel={
-                "raw_a": consensus.raw[teacher][a], "raw_b": consensus.raw[teacher][b],
-                "score_a": consensus.score[a], "score_b": consensus.score[b],
-                "spread_a": consensus.spread[a], "spread_b": consensus.spread[b],
-                "z": pair_z(consensus.score[a], consensus.score[b], consensus.spread[a], consensus.spread[b], thresholds.noise_floor),
-                "normalisation": normalisation, "sha256_a": a, "sha256_b": b,
-            },
+            relabel=details,
         )
         keep.append(index)
-        labels.append(level)
-        probs.append(prob)
+        labels.append(int(level))
+        probs.append(float(prob))
         provenances.append(json.dumps(provenance, sort_keys=True))
 
     features = pair_dataset.features

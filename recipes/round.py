@@ -1,0 +1,42 @@
+"""One self-improvement round of ssvqa: (re)label pairs, train the ranker, evaluate, publish.
+
+Each run is one round ``k`` (``--round k``); artifacts go to ``output_dir/round-k/`` (model with
+card and anchors, the round's pair dataset with card, ``report.json``) and, when hub ids are
+given, to the Hub at branch ``round-k``. What each step does: ``ssvqa/rounds.py``.
+
+The embedded CPU default (generated videos, a small model built from a config, no downloads)::
+
+    python recipes/round.py --config recipes/tiny/round.yaml --round 0
+    python recipes/round.py --config recipes/tiny/round.yaml --round 1
+    python recipes/round.py --config recipes/tiny/round.yaml --round 2
+
+Two CPU processes (DDP on gloo)::
+
+    accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no \\
+        recipes/round.py --config recipes/tiny/round.yaml --round 0
+
+Qwen2.5-VL-7B with QLoRA on one GPU, then eight GPUs with ZeRO-3::
+
+    accelerate launch --config_file recipes/accelerate_configs/ddp.yaml --num_processes 1 \\
+        recipes/round.py --config recipes/qwen2_5_vl_7b/round/config.yaml --round 0
+    accelerate launch --config_file recipes/accelerate_configs/zero3.yaml \\
+        recipes/round.py --config recipes/qwen2_5_vl_7b/round/config_zero3.yaml --round 1
+
+Any field of the YAML can be overridden on the command line (``--max_steps 50``).
+"""
+
+import ssvqa  # noqa: F401  (installs the torchvision shim before transformers is imported)
+from trl import ModelConfig, TrlParser
+
+from ssvqa.rounds import RoundArguments, run_round
+from ssvqa.trainer import RankConfig
+
+
+def main(script_args: RoundArguments, training_args: RankConfig, model_args: ModelConfig) -> dict:
+    return run_round(script_args, training_args, model_args)
+
+
+if __name__ == "__main__":
+    parser = TrlParser((RoundArguments, RankConfig, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config()
+    main(script_args, training_args, model_args)

@@ -1,0 +1,568 @@
+"""One self-improvement round: data, training, evaluation, publishing, report.
+
+``recipes/round.py`` is the thin script around :func:`run_round`; this module holds the logic so
+tests and notebooks call it directly. Round ``k`` of a run in ``output_dir``:
+
+1. **data** -- the pair datasets named in ``pair_datasets`` (Hub ids or local folders, loaded with
+   :func:`ssvqa.pair_dataset.load_pairs`); with ``generate_data`` the round makes its own under
+   ``output_dir/data`` (:func:`generate_data`: a synthetic corpus, distortion pairs, and
+   pseudo-label pairs from the teachers on a pool of videos whose quality is hidden but known).
+   Round 0 trains on the pairs as they are; round ``k > 0`` on the same pairs with those of
+   ``relabel_origins`` relabelled by the ranker of round ``k - 1``
+   (:func:`ssvqa.relabel.relabel_with_ranker`), optionally dropping low-confidence ones. The
+   training pairs are saved as ``round-k/dataset`` (a pair dataset with its card).
+2. **train** -- :class:`~ssvqa.trainer.RankTrainer` from the base model, or from round ``k - 1``'s
+   model (``init_from``), checkpointing into ``round-k/checkpoints`` (an interrupted round resumes
+   from its last checkpoint); the model goes to ``round-k/model`` with a card that carries the
+   round's figures and lineage.
+3. **evaluate** -- held-out pair accuracy on the test splits of the pairs whose labels are exact
+   (``eval_origins``), SRCC/PLCC of 0-100 scores on each of ``benchmarks`` (anchors from
+   ``anchors``), and, where a hidden quality is known (``hidden_quality``), how often the training
+   labels agree with it.
+4. **publish** -- ``round-k/model`` to ``hub_model_id`` (a ``RankConfig`` field, as in every
+   ``Trainer``; branch ``round-k`` and ``main``; ``push_to_hub`` stays off, the round pushes) and
+   ``round-k/dataset`` to ``hub_dataset_id`` (branch ``round-k``). A failed push is reported and
+   leaves everything local; running the round again retries only the push.
+5. **report** -- ``round-k/report.json``, ``output_dir/rounds.png`` (figures across rounds), and a
+   table of all rounds so far.
+
+A round whose ``report.json`` exists is finished: running it again says so and changes nothing.
+Under ``accelerate launch`` every process trains; data making, relabelling, scoring and
+publishing run on the main process while the others wait.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPORT_FILE = "report.json"
+PLOT_FILE = "rounds.png"
+# Figures of the per-round table, in print order: (report key, column title).
+TABLE_COLUMNS = (
+    ("round", "round"),
+    ("train_pairs", "train pairs"),
+    ("label_agreement", "label agreement"),
+    ("heldout_pair_accuracy", "held-out pair acc."),
+    ("srcc", "SRCC"),
+    ("plcc", "PLCC"),
+    ("minutes", "minutes"),
+)
+
+
+@dataclass
+class RoundArguments:
+    """What a round works on (data, evaluation, publishing); training settings are in
+    :class:`~ssvqa.trainer.RankConfig` and the model in ``trl.ModelConfig``."""
+
+    round: int = field(default=0, metadata={"help": "The round to run: 0 trains on the builders' labels, k > 0 on labels of round k-1."})
+    pair_datasets: list[str] = field(default_factory=list, metadata={"help": "Pair datasets (Hub ids or local folders) with train and test splits."})
+    dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision of pair_datasets."})
+    generate_data: bool = field(default=False, metadata={"help": "Make the pair datasets under output_dir/data (the embedded CPU default)."})
+    corpus_clips: int = field(default=16, metadata={"help": "generate_data: source clips for distortion pairs."})
+    pool_clips: int = field(default=16, metadata={"help": "generate_data: source clips of the pseudo-label pool."})
+    heldout_clips: int = field(default=8, metadata={"help": "generate_data: source clips of the held-out scored set."})
+    versions_per_clip: int = field(default=3, metadata={"help": "generate_data: graded versions of each pool/held-out clip."})
+    distortion_types: list[str] = field(default_factory=lambda: ["gaussian_blur", "downscale"], metadata={"help": "generate_data: distortion types."})
+    teachers: list[str] = field(default_factory=lambda: ["classical"], metadata={"help": "generate_data: teachers of the pseudo-label pairs."})
+    pseudo_pairs_per_video: int = field(default=4, metadata={"help": "generate_data: pseudo pairs per pool video."})
+    relabel_origins: list[str] = field(default_factory=lambda: ["pseudo"], metadata={"help": "Pairs of these origins are relabelled in rounds > 0."})
+    drop_below_confidence: float | None = field(default=None, metadata={"help": "Rounds > 0: drop relabelled pairs the ranker is less sure of than this (0.5-1)."})
+    init_from: str = field(default="previous", metadata={"help": "Round k > 0 starts from 'previous' (round k-1's model) or 'base'."})
+    eval_origins: list[str] = field(default_factory=lambda: ["distortion", "mos"], metadata={"help": "Test pairs of these origins (exact labels) give held-out pair accuracy."})
+    max_eval_pairs: int | None = field(default=128, metadata={"help": "At most this many held-out pairs (a seeded sample)."})
+    benchmarks: list[str] = field(default_factory=list, metadata={"help": "Scored sets for SRCC/PLCC: 'NAME=ROOT' (ssvqa.benchmarks) or a label file 'ROOT/labels.csv' (name,mos)."})
+    anchors: str | None = field(default=None, metadata={"help": "Anchors for scores: anchors.json, or a label file whose videos are picked from."})
+    num_anchors: int = field(default=5, metadata={"help": "Anchors picked from a label file."})
+    hidden_quality: str | None = field(default=None, metadata={"help": "A label file (name,mos) of the pool's hidden quality: report label agreement."})
+    tiny_model: str | None = field(default=None, metadata={"help": "Build this offline model ('FAMILY-SIZE', e.g. qwen2_5_vl-small) as the base."})
+    hub_dataset_id: str | None = field(default=None, metadata={"help": "Dataset repo for the round's pairs (branch round-k)."})
+    push_merged: bool = field(default=False, metadata={"help": "Also save and push LoRA-merged full weights (model/merged)."})
+
+    def __post_init__(self):
+        if self.round < 0:
+            raise ValueError(f"round must be >= 0, got {self.round}")
+        if self.init_from not in ("previous", "base"):
+            raise ValueError(f"init_from must be 'previous' or 'base', got {self.init_from!r}")
+        if not self.pair_datasets and not self.generate_data:
+            raise ValueError("name pair_datasets (Hub ids or folders), or set generate_data to make them")
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def generate_data(args: RoundArguments, data_dir: Path, seed: int = 0) -> dict[str, str]:
+    """The embedded default's data, made once under ``data_dir`` (each step resumes).
+
+    * ``corpus/`` synthetic clips -> ``distortion-pairs/`` (exact labels, split by content);
+    * ``pool/``: other clips in graded versions whose quality is hidden in ``quality.csv``
+      (:func:`ssvqa.corpus.make_graded_pool`) -> ``pseudo-pairs/`` labelled by the teachers
+      (all pool videos are training data; the teachers never see the hidden quality);
+    * ``heldout/``: graded versions of yet other clips, the scored set for SRCC;
+    * ``anchors/``: five versions (levels 0-4) of training clips, the anchors of the scores.
+
+    Returns the ``RoundArguments`` fields it fills: ``pair_datasets``, ``benchmarks``,
+    ``anchors``, ``hidden_quality``.
+    """
+    from dataset_builders.distortion_pairs import build_distortion_pairs
+    from dataset_builders.pseudo_label_pairs import build_pseudo_pairs
+    from ssvqa.corpus import make_corpus, make_graded_pool
+
+    total = args.corpus_clips + args.pool_clips + args.heldout_clips
+    clips = make_corpus(data_dir / "corpus", num_clips=total, seed=seed)
+    train_clips = clips[: args.corpus_clips]
+    pool_clips = clips[args.corpus_clips : args.corpus_clips + args.pool_clips]
+    heldout_clips = clips[args.corpus_clips + args.pool_clips :]
+    for name, sources in (("train", train_clips), ("pool", pool_clips), ("heldout", heldout_clips)):
+        (data_dir / "sources").mkdir(parents=True, exist_ok=True)
+        (data_dir / "sources" / f"{name}.txt").write_text("".join(f"{p.resolve()}\n" for p in sources))
+
+    distortion_dir = data_dir / "distortion-pairs"
+    if not (distortion_dir / "README.md").exists():
+        print(f"[data] distortion pairs of {len(train_clips)} clips -> {distortion_dir}", flush=True)
+        build_distortion_pairs(data_dir / "sources" / "train.txt", distortion_dir, types=args.distortion_types,
+                               types_per_source=len(args.distortion_types), test_fraction=0.25, seed=seed,
+                               max_pixels=160 * 120)
+    pool = make_graded_pool(pool_clips, data_dir / "pool", types=args.distortion_types,
+                            versions_per_source=args.versions_per_clip, seed=seed + 1)
+    pseudo_dir = data_dir / "pseudo-pairs"
+    if not (pseudo_dir / "README.md").exists():
+        print(f"[data] pseudo-label pairs of the pool, teachers {', '.join(args.teachers)} -> {pseudo_dir}", flush=True)
+        videos = sorted(p for p in (data_dir / "pool").glob("*.mp4"))
+        # every pool video trains: the pool has no test split (held-out accuracy uses exact labels)
+        build_pseudo_pairs(videos, pseudo_dir, teachers=args.teachers, max_pairs_per_video=args.pseudo_pairs_per_video,
+                           test_fraction=0.0, seed=seed, progress=False)
+    heldout = make_graded_pool(heldout_clips, data_dir / "heldout", types=args.distortion_types,
+                               versions_per_source=args.versions_per_clip, seed=seed + 2)
+    anchors = make_graded_pool(train_clips[:5], data_dir / "anchors", types=args.distortion_types[:1],
+                               versions_per_source=5, seed=seed + 3)
+    return {"pair_datasets": [str(distortion_dir), str(pseudo_dir)], "benchmarks": [str(heldout)],
+            "anchors": str(anchors), "hidden_quality": str(pool)}
+
+
+def load_round_pairs(args: RoundArguments, cache_dir: Path):
+    """All named pair datasets, concatenated per split: ``{"train": ..., "test": ...}``."""
+    import datasets
+
+    from ssvqa.pair_dataset import load_pairs
+
+    splits: dict[str, list] = {}
+    for name in args.pair_datasets:
+        loaded = load_pairs(name, revision=args.dataset_revision, cache_dir=cache_dir)
+        for split, dataset in loaded.items():
+            splits.setdefault(split, []).append(dataset.cast_column("video_a", datasets.Video(decode=False))
+                                                .cast_column("video_b", datasets.Video(decode=False)))
+    if "train" not in splits:
+        raise ValueError(f"no train split in {args.pair_datasets}")
+    return {split: datasets.concatenate_datasets(parts) for split, parts in splits.items()}
+
+
+def label_agreement(dataset, hidden: dict[str, float], origins=None) -> dict[str, float] | None:
+    """How often pair labels point the way the hidden quality does.
+
+    Over pairs (of ``origins``, if given) whose two videos have a hidden quality (looked up by the
+    file names in the provenance, ``source_a``/``source_b``) that differs: a label on the right
+    side counts 1, ``similar`` counts 1/2, the wrong side 0. None when no pair qualifies.
+    """
+    total, right, n = 0.0, 0.0, 0
+    for origin, level, provenance in zip(dataset["origin"], dataset["label"], dataset["provenance"]):
+        details = json.loads(provenance) if provenance else {}
+        if origins is not None and details.get("previous_origin", origin) not in origins:
+            continue
+        a, b = (Path(str(details.get(key, ""))).name for key in ("source_a", "source_b"))
+        if a not in hidden or b not in hidden or hidden[a] == hidden[b]:
+            continue
+        truth = hidden[b] > hidden[a]
+        n += 1
+        total += 1
+        right += 0.5 if level == 2 else float((level > 2) == truth)
+    return {"label_agreement": right / total, "agreement_pairs": n} if n else None
+
+
+# ------------------------------------------------------------------------------------------ round
+
+
+def round_dir(output_dir: str | os.PathLike, k: int) -> Path:
+    return Path(output_dir) / f"round-{k}"
+
+
+def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]:
+    """Run (or finish, or only publish) round ``args.round``; returns its report."""
+    from accelerate import PartialState
+
+    state = PartialState(cpu=bool(getattr(training_args, "use_cpu", False)))
+    root = Path(training_args.output_dir)
+    here = round_dir(root, args.round)
+    report_path = here / REPORT_FILE
+    if report_path.exists():
+        report = json.loads(report_path.read_text())
+        if state.is_main_process:
+            print(f"round {args.round} is done ({report_path}); nothing to do", flush=True)
+            report = _publish(args, training_args, here, report)  # retries a push that failed, or does nothing
+            print_table(root)
+        return report
+
+    started = time.time()
+    if args.round > 0 and not (round_dir(root, args.round - 1) / REPORT_FILE).exists():
+        raise SystemExit(f"round {args.round - 1} is not finished in {root}: run it first (--round {args.round - 1})")
+    with state.main_process_first():
+        if args.generate_data and state.is_main_process:
+            filled = generate_data(args, root / "data", seed=training_args.seed)
+            (root / "data" / "generated.json").write_text(json.dumps(filled, indent=2))
+    if args.generate_data:
+        for key, value in json.loads((root / "data" / "generated.json").read_text()).items():
+            setattr(args, key, getattr(args, key) or value)
+    base = _base_model(args, model_args, root, state)
+
+    # 1. data: the round's training pairs, saved before training so a resumed round reuses them
+    dataset_dir = here / "dataset"
+    with state.main_process_first():
+        if state.is_main_process and not (dataset_dir / "README.md").exists():
+            _make_round_dataset(args, training_args, base, root, dataset_dir)
+    from ssvqa.pair_dataset import load_pairs
+
+    pairs = load_pairs(dataset_dir, cache_dir=here / ".cache")
+    heldout = _heldout(pairs, args, training_args.seed)
+
+    # 2. train
+    trainer = _trainer(args, training_args, model_args, base, root, here, pairs["train"], heldout)
+    checkpoints = sorted((here / "checkpoints").glob("checkpoint-*"))
+    if checkpoints and state.is_main_process:
+        print(f"[train] resuming round {args.round} from {checkpoints[-1].name}", flush=True)
+    trainer.train(resume_from_checkpoint=True if checkpoints else None)
+
+    # 3. evaluate
+    figures: dict[str, Any] = {"round": args.round, "train_pairs": len(pairs["train"])}
+    if heldout is not None:
+        metrics = trainer.evaluate()
+        figures["heldout_pair_accuracy"] = metrics.get("eval_pair_accuracy")
+        figures["heldout_pairs"] = len(heldout)
+    trainer.save_model(str(here / "model"))
+    state.wait_for_everyone()
+    report: dict[str, Any] = {}
+    if state.is_main_process:
+        if args.hidden_quality:
+            from ssvqa.corpus import read_quality
+
+            agreement = label_agreement(pairs["train"], read_quality(args.hidden_quality), origins=set(args.relabel_origins))
+            figures.update(agreement or {})
+        figures.update(_score_benchmarks(args, training_args, trainer, here))
+        figures["minutes"] = round((time.time() - started) / 60, 2)
+        report = {
+            "round": args.round,
+            "figures": figures,
+            "lineage": _lineage(args, training_args, model_args, base, root),
+            "arguments": {"round": asdict(args), "training": _jsonable(training_args.to_dict()), "model": _jsonable(asdict(model_args))},
+            "published": {},
+        }
+        _write_model_card(trainer, here / "model", report)
+        if args.push_merged:
+            _save_merged(trainer, here / "model" / "merged")
+        _atomic_json(report_path, report)
+        _plot_rounds(root)
+        report = _publish(args, training_args, here, report)
+        shutil.rmtree(here / "checkpoints", ignore_errors=True)  # the round is finished and saved
+        print_table(root)
+    state.wait_for_everyone()
+    return report
+
+
+def _base_model(args: RoundArguments, model_args, root: Path, state) -> str:
+    """The base model id or folder; a tiny model built from a config when ``tiny_model`` is set."""
+    if not args.tiny_model:
+        if not model_args.model_name_or_path:
+            raise SystemExit("name the model: --model_name_or_path (or tiny_model for an offline one)")
+        return model_args.model_name_or_path
+    from ssvqa.testing import FAMILIES, SIZES, save_tiny_model
+
+    family, _, size = args.tiny_model.rpartition("-")
+    if family not in FAMILIES or size not in SIZES:
+        raise SystemExit(f"tiny_model must be FAMILY-SIZE with FAMILY in {FAMILIES} and SIZE in {SIZES}, got {args.tiny_model!r}")
+    folder = root / f"base-{args.tiny_model}"
+    with state.main_process_first():
+        if state.is_main_process and not (folder / "config.json").exists():
+            save_tiny_model(folder, family, size, seed=0)
+    return str(folder)
+
+
+def _make_round_dataset(args, training_args, base: str, root: Path, dataset_dir: Path) -> None:
+    """Round 0: the named pairs as they are; round k: ``relabel_origins`` pairs relabelled by round k-1."""
+    import datasets
+
+    from ssvqa.pair_dataset import DatasetCardInfo, save_pair_splits
+
+    pairs = load_round_pairs(args, root / ".cache")
+    if args.round > 0:
+        from ssvqa.modeling import load_ranker
+        from ssvqa.relabel import relabel_with_ranker
+
+        previous = round_dir(root, args.round - 1) / "model"
+        model, processor = _load_trained(previous, base)
+        train = pairs["train"]
+        chosen = [i for i, origin in enumerate(train["origin"]) if origin in args.relabel_origins]
+        kept = [i for i in range(len(train)) if i not in set(chosen)]
+        print(f"[data] round {args.round}: the ranker of round {args.round - 1} relabels {len(chosen)} pairs", flush=True)
+        relabelled = relabel_with_ranker(
+            train.select(chosen), model, processor, round=args.round, num_frames=training_args.num_frames,
+            max_pixels=training_args.max_pixels, batch_size=training_args.per_device_eval_batch_size,
+            drop_below_confidence=args.drop_below_confidence, name=f"ranker-round-{args.round - 1}",
+            fingerprint=str(previous), progress=True,
+        )
+        pairs["train"] = datasets.concatenate_datasets([train.select(kept), relabelled])
+        del model
+    card = DatasetCardInfo(
+        pretty_name=f"ssvqa round {args.round} training pairs", builder="recipes/round.py",
+        arguments={"round": args.round, "pair_datasets": args.pair_datasets, "relabel_origins": args.relabel_origins,
+                   "drop_below_confidence": args.drop_below_confidence},
+        method=_dataset_method(args), tags=[f"round-{args.round}"],
+    )
+    save_pair_splits(pairs, dataset_dir, card=card)
+
+
+def _dataset_method(args: RoundArguments) -> str:
+    sources = ", ".join(f"`{name}`" for name in args.pair_datasets)
+    if args.round == 0:
+        return f"Round 0 of an ssvqa self-improvement run: the pairs of {sources}, with the labels their builders gave."
+    confidence = (f" Pairs the ranker was less than {args.drop_below_confidence:.0%} sure of were dropped."
+                  if args.drop_below_confidence else "")
+    return (
+        f"Round {args.round} of an ssvqa self-improvement run: the pairs of {sources}. Pairs of origin "
+        f"{', '.join(args.relabel_origins)} were relabelled by the ranker of round {args.round - 1}, asked about each "
+        "pair in both orders (`ssvqa.relabel.relabel_with_ranker`); their origin is now `relabel` and their previous "
+        f"label is in the provenance. The other pairs keep their labels.{confidence}"
+    )
+
+
+def _load_trained(model_dir: Path, base: str):
+    """A saved round model: an adapter folder (on its base) or full weights."""
+    from ssvqa.modeling import load_ranker
+
+    if (model_dir / "adapter_config.json").exists():
+        return load_ranker(base, adapter=str(model_dir))
+    return load_ranker(str(model_dir))
+
+
+def _heldout(pairs, args: RoundArguments, seed: int):
+    test = pairs.get("test")
+    if test is None or len(test) == 0:
+        return None
+    keep = [i for i, origin in enumerate(test["origin"]) if origin in args.eval_origins]
+    if not keep:
+        return None
+    test = test.select(keep)
+    if args.max_eval_pairs and len(test) > args.max_eval_pairs:
+        test = test.shuffle(seed=seed).select(range(args.max_eval_pairs))
+    return test
+
+
+def _trainer(args, training_args, model_args, base: str, root: Path, here: Path, train, heldout):
+    """A RankTrainer for this round: from the base (new LoRA if asked) or from round k-1's model."""
+    import dataclasses
+
+    from ssvqa.trainer import RankTrainer
+
+    init = dict(training_args.model_init_kwargs or {})
+    if getattr(model_args, "load_in_4bit", False):
+        init.setdefault("quantization", "4bit")
+    elif getattr(model_args, "load_in_8bit", False):
+        init.setdefault("quantization", "8bit")
+    for ours, theirs in (("dtype", "dtype"), ("attn_implementation", "attn_implementation"), ("revision", "model_revision")):
+        value = getattr(model_args, theirs, None)
+        if value not in (None, "auto") or (ours == "dtype" and value == "auto"):
+            init.setdefault(ours, value)
+    init.setdefault("gradient_checkpointing", bool(training_args.gradient_checkpointing))
+    previous = round_dir(root, args.round - 1) / "model" if args.round > 0 else None
+    model, peft_config = base, None
+    if previous is not None and args.init_from == "previous":
+        if (previous / "adapter_config.json").exists():
+            init.update(adapter=str(previous), adapter_trainable=True)
+        else:
+            model = str(previous)
+    elif model_args.use_peft:
+        peft_config = True
+        init.update(lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
+                    lora_target=model_args.lora_target_modules or "auto")
+    config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), model_init_kwargs=init,
+                                 gradient_checkpointing=False)
+    return RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config)
+
+
+def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) -> dict[str, Any]:
+    """SRCC/PLCC of the trained ranker's 0-100 scores on each benchmark (first one also top-level)."""
+    if not args.benchmarks:
+        return {}
+    if not args.anchors:
+        print("[eval] benchmarks need anchors (set anchors): scores skipped", flush=True)
+        return {}
+    from ssvqa.benchmarks import load_benchmark, load_labelled_folder
+    from ssvqa.evaluation import correlation_report, scatter_plot
+    from ssvqa.scorer import QualityScorer
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    processor = trainer.processing_class
+    settings = dict(num_frames=training_args.num_frames, max_pixels=training_args.max_pixels,
+                    batch_size=training_args.per_device_eval_batch_size, mirrored=True)
+    anchors = Path(args.anchors)
+    if anchors.suffix == ".json" or anchors.is_dir():
+        scorer = QualityScorer.from_pretrained(model, anchors, processor=processor, **settings)
+    else:
+        rows = load_labelled_folder(anchors.parent, anchors.name)
+        picked = QualityScorer.build_anchors(zip(rows["video"], rows["mos"]), k=args.num_anchors)
+        scorer = QualityScorer.from_pretrained(model, picked, processor=processor, **settings)
+    scorer.save_anchors(here / "model")
+    figures: dict[str, Any] = {"benchmarks": {}}
+    for spec in args.benchmarks:
+        name, _, root = spec.partition("=")
+        if root:
+            videos = load_benchmark(name, root, on_missing="skip")
+        else:
+            name, path = Path(spec).parent.name, Path(spec)
+            videos = load_labelled_folder(path.parent, path.name)
+        scores, errors = scorer.score_with_errors(list(videos["video"]), progress=True)
+        mos = [m for v, m in zip(videos["video"], videos["mos"]) if v in scores]
+        predicted = [scores[v] for v in videos["video"] if v in scores]
+        result = correlation_report(predicted, mos)
+        scatter_plot(predicted, mos, here / f"scatter-{name}.png", title=f"round {args.round}: {name}")
+        figures["benchmarks"][name] = {k: result[k] for k in ("srcc", "plcc", "krcc", "n")} | {"failed": len(errors)}
+    first = next(iter(figures["benchmarks"].values()))
+    figures.update(srcc=first["srcc"], plcc=first["plcc"])
+    return figures
+
+
+def _lineage(args: RoundArguments, training_args, model_args, base: str, root: Path) -> dict[str, Any]:
+    previous = round_dir(root, args.round - 1) / "model" if args.round > 0 else None
+    return {
+        "base_model": args.tiny_model and f"tiny {args.tiny_model} built from a config (ssvqa.testing)" or base,
+        "started_from": str(previous) if previous is not None and args.init_from == "previous" else base,
+        "previous_round_model": (f"{training_args.hub_model_id}@round-{args.round - 1}" if training_args.hub_model_id else str(previous)) if previous else None,
+        "pair_datasets": args.pair_datasets,
+        "labels": "as built" if args.round == 0 else f"{', '.join(args.relabel_origins)} pairs relabelled by round {args.round - 1}",
+    }
+
+
+def _write_model_card(trainer, model_dir: Path, report: dict[str, Any]) -> None:
+    figures = report["figures"]
+    rows = "\n".join(f"| {key} | {_cell(value)} |" for key, value in figures.items() if key != "benchmarks")
+    lineage = "\n".join(f"- {key.replace('_', ' ')}: {value}" for key, value in report["lineage"].items())
+    extra = f"""## Self-improvement round {report['round']}
+
+| figure | value |
+|---|---|
+{rows}
+
+Lineage:
+{lineage}
+"""
+    (model_dir / "README.md").write_text(trainer.model_card(extra=extra))
+
+
+def _save_merged(trainer, folder: Path) -> None:
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if not hasattr(model, "merge_and_unload"):
+        return
+    import copy
+
+    merged = copy.deepcopy(model).merge_and_unload()
+    merged.save_pretrained(folder, safe_serialization=True)
+    trainer.processing_class.save_pretrained(folder)
+
+
+def _publish(args: RoundArguments, training_args, here: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Push what is not pushed yet; a failure is recorded and reported, never raised."""
+    from ssvqa.hub import push_folder
+
+    k = report["round"]
+    targets = []
+    if training_args.hub_model_id:
+        model_repo = training_args.hub_model_id
+        targets += [("model", model_repo, "model", f"round-{k}"), ("model-main", model_repo, "model", None)]
+    if args.hub_dataset_id:
+        targets.append(("dataset", args.hub_dataset_id, "dataset", f"round-{k}"))
+    published = report.setdefault("published", {})
+    for key, repo_id, repo_type, revision in targets:
+        if published.get(key):
+            continue
+        folder = here / ("dataset" if repo_type == "dataset" else "model")
+        try:
+            published[key] = push_folder(folder, repo_id, repo_type=repo_type, revision=revision, private=bool(training_args.hub_private_repo),
+                                         commit_message=f"ssvqa round {k}")
+            print(f"[publish] {folder} -> {repo_id}@{revision or 'main'}", flush=True)
+        except Exception as error:  # network, auth, ...: local artifacts stay, rerunning retries
+            print(f"[publish] pushing {folder} to {repo_id}@{revision or 'main'} failed: {type(error).__name__}: "
+                  f"{str(error)[:300]}\n          everything is saved in {here}; run the same command again to retry the push",
+                  flush=True)
+    _atomic_json(here / REPORT_FILE, report)
+    return report
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def all_reports(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    reports = []
+    for path in Path(output_dir).glob(f"round-*/{REPORT_FILE}"):
+        reports.append(json.loads(path.read_text()))
+    return sorted(reports, key=lambda r: r["round"])
+
+
+def format_rounds_table(reports: list[dict[str, Any]]) -> str:
+    """A Markdown table of the figures of each round."""
+    lines = ["| " + " | ".join(title for _, title in TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    for report in reports:
+        figures = report["figures"]
+        lines.append("| " + " | ".join(_cell(figures.get(key)) for key, _ in TABLE_COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def print_table(output_dir: str | os.PathLike) -> None:
+    reports = all_reports(output_dir)
+    if reports:
+        print("\n" + format_rounds_table(reports) + f"\n\nreports: {Path(output_dir)}/round-*/{REPORT_FILE}; "
+              f"plot: {Path(output_dir) / PLOT_FILE}", flush=True)
+
+
+def _plot_rounds(output_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    reports = all_reports(output_dir)
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    try:
+        for key, title in TABLE_COLUMNS[2:6]:
+            points = [(r["round"], r["figures"][key]) for r in reports if isinstance(r["figures"].get(key), (int, float))]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=title)
+        ax.set_xlabel("round")
+        ax.set_xticks([r["round"] for r in reports])
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.set_title("ssvqa self-improvement rounds")
+        fig.tight_layout()
+        fig.savefig(output_dir / PLOT_FILE)
+    finally:
+        plt.close(fig)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.3f}"
+    return "" if value is None else str(value)
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _atomic_json(path: Path, value: dict[str, Any]) -> None:
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temp.write_text(json.dumps(value, indent=2, default=str) + "\n")
+    os.replace(temp, path)
