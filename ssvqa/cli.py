@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "build a pair dataset from synthetic distortions of source videos",
     ),
     "build-pseudo-pairs": ("dataset_builders.pseudo_label_pairs", "build a pair dataset from unlabeled videos labelled by quality teachers"),
+    "build-mos-pairs": ("dataset_builders.mos_pairs", "build a pair dataset from human mean opinion scores (supervised baseline)"),
     "score": ("ssvqa.scorer", "score videos 0-100 with a ranker and anchor videos"),
     "evaluate": ("ssvqa.benchmark_eval", "score a human-rated benchmark and report SRCC/PLCC"),
 }
