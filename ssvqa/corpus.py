@@ -386,6 +386,9 @@ def make_graded_pool(
     if unknown or not types:
         raise ValueError(f"unknown or no distortion types {unknown}; known: {', '.join(CATALOGUE)}")
     out_dir = Path(out_dir)
+    table = out_dir / QUALITY_FILE
+    if table.exists() and all((out_dir / name).exists() for name in read_quality(table)):
+        return table  # made before (the draw is seeded, so it would come out the same)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     rows = []
@@ -403,7 +406,6 @@ def make_graded_pool(
                 os.replace(out_dir / f".{name}.partial", out_dir / name)
             rows.append((name, 100.0 * (1 - level / 4), variant.steps[0][0] if variant.steps else "pristine", level))
     shutil.rmtree(out_dir / ".work", ignore_errors=True)
-    table = out_dir / QUALITY_FILE
     lines = ["name,mos,distortion,level"] + [f"{n},{q:.1f},{d},{lv}" for n, q, d, lv in rows]
     table.write_text("\n".join(lines) + "\n")
     return table

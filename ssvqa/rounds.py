@@ -227,7 +227,8 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
             _make_round_dataset(args, training_args, base, root, dataset_dir)
     from ssvqa.pair_dataset import load_pairs
 
-    pairs = load_pairs(dataset_dir, cache_dir=here / ".cache")
+    with state.main_process_first():  # one process fills the datasets cache, the others read it
+        pairs = load_pairs(dataset_dir, cache_dir=here / ".cache")
     heldout = _heldout(pairs, args, training_args.seed)
 
     # 2. train
@@ -238,7 +239,8 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     trainer.train(resume_from_checkpoint=True if checkpoints else None)
 
     # 3. evaluate
-    figures: dict[str, Any] = {"round": args.round, "train_pairs": len(pairs["train"])}
+    figures: dict[str, Any] = {"round": args.round, "train_pairs": len(pairs["train"]), "steps": trainer.state.global_step,
+                               "processes": state.num_processes}
     if heldout is not None:
         metrics = trainer.evaluate()
         figures["heldout_pair_accuracy"] = metrics.get("eval_pair_accuracy")
@@ -485,9 +487,10 @@ def _publish(args: RoundArguments, training_args, here: Path, report: dict[str, 
     if args.hub_dataset_id:
         targets.append(("dataset", args.hub_dataset_id, "dataset", f"round-{k}"))
     published = report.setdefault("published", {})
-    for key, repo_id, repo_type, revision in targets:
-        if published.get(key):
-            continue
+    pending = [target for target in targets if not published.get(target[0])]
+    if not pending:
+        return report  # nothing to push: the report is left as it is
+    for key, repo_id, repo_type, revision in pending:
         folder = here / ("dataset" if repo_type == "dataset" else "model")
         try:
             published[key] = push_folder(folder, repo_id, repo_type=repo_type, revision=revision, private=bool(training_args.hub_private_repo),

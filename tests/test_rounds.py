@@ -1,0 +1,208 @@
+"""Self-improvement rounds (recipes/round.py, ssvqa/rounds.py) on the tiny offline model.
+
+Rounds 0 and 1 run once for the module (generated data, a few training steps); the tests then
+check what a user gets: artifacts that load back, a finished round that is left alone, Hub
+publishing (the Hub's HTTP API is faked by tests/fake_hub.py, and only that), a push that fails
+and is retried alone, a round killed during training that resumes from its checkpoint, and a
+round under ``accelerate launch`` with two processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "round.py"
+TINY = ROOT / "recipes" / "tiny" / "round.yaml"
+# Small enough for CI: a few clips, a few steps, the tiny model (the recipe uses the small one).
+OVERRIDES = [
+    "--corpus_clips", "4", "--pool_clips", "4", "--heldout_clips", "3", "--max_steps", "3",
+    "--save_steps", "2", "--tiny_model", "qwen2_5_vl-tiny", "--max_eval_pairs", "8",
+    "--per_device_train_batch_size", "2", "--logging_steps", "1",
+]
+
+
+def parse(output_dir: Path, *extra: str):
+    from trl import ModelConfig, TrlParser
+
+    from ssvqa.rounds import RoundArguments
+    from ssvqa.trainer import RankConfig
+
+    parser = TrlParser((RoundArguments, RankConfig, ModelConfig))
+    return parser.parse_args_and_config(args=["--config", str(TINY), "--output_dir", str(output_dir), *OVERRIDES, *extra])
+
+
+def run(output_dir: Path, *extra: str) -> dict:
+    from ssvqa.rounds import run_round
+
+    return run_round(*parse(output_dir, *extra))
+
+
+def snapshot(folder: Path) -> dict[str, float]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def rounds(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rounds") / "run"
+    first = run(out, "--round", "0")
+    second = run(out, "--round", "1")
+    return out, first, second
+
+
+def test_rounds_save_artifacts_that_load_back(rounds):
+    import datasets
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from ssvqa.pair_dataset import load_pairs
+
+    out, first, second = rounds
+    for k, report in enumerate((first, second)):
+        here = out / f"round-{k}"
+        assert json.loads((here / "report.json").read_text()) == report
+        model = AutoModelForImageTextToText.from_pretrained(here / "model")
+        assert model.config.model_type == "qwen2_5_vl"
+        AutoProcessor.from_pretrained(here / "model")
+        card = (here / "model" / "README.md").read_text()
+        assert f"Self-improvement round {k}" in card and "heldout_pair_accuracy" in card
+        pairs = datasets.load_dataset(str(here / "dataset"), cache_dir=str(out / f"hf-cache-{k}"))
+        assert set(pairs) == {"train", "test"} and len(pairs["train"]) == report["figures"]["train_pairs"]
+        assert (here / "model" / "anchors.json").exists()
+        assert report["figures"]["steps"] == 3 and 0 <= report["figures"]["heldout_pair_accuracy"] <= 1
+        assert -1 <= report["figures"]["srcc"] <= 1 and 0 <= report["figures"]["label_agreement"] <= 1
+        assert not (here / "checkpoints").exists()  # a finished round keeps its model, not its checkpoints
+    assert (out / "rounds.png").stat().st_size > 0
+
+    # Round 1 trains on the same pairs; the teachers' pseudo pairs now carry the round-0 ranker's labels.
+    before, after = load_pairs(out / "round-0" / "dataset"), load_pairs(out / "round-1" / "dataset")
+    assert len(after["train"]) == len(before["train"])
+    assert set(before["train"]["origin"]) == {"distortion", "pseudo"}
+    assert set(after["train"]["origin"]) == {"distortion", "relabel"}
+    relabelled = [json.loads(p) for o, p in zip(after["train"]["origin"], after["train"]["provenance"]) if o == "relabel"]
+    assert all(p["round"] == 1 and p["previous_origin"] == "pseudo" and p["annotator"] == "ranker-round-0" for p in relabelled)
+    assert second["lineage"]["started_from"].endswith("round-0/model")
+    assert "round 1" in (out / "round-1" / "dataset" / "README.md").read_text()
+
+
+def test_a_finished_round_is_left_alone(rounds, capsys):
+    out, first, _ = rounds
+    before = snapshot(out / "round-0")
+    again = run(out, "--round", "0")
+    assert again == first and snapshot(out / "round-0") == before
+    assert "round 0 is done" in capsys.readouterr().out
+
+
+def test_a_round_needs_the_previous_one(tmp_path):
+    with pytest.raises(SystemExit, match="round 1 is not finished"):
+        run(tmp_path / "empty", "--round", "2")
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """The Hub's HTTP API, faked (tests/fake_hub.py); the real huggingface_hub client runs."""
+    import huggingface_hub.constants
+    from fake_hub import FakeHub
+
+    with FakeHub() as hub:
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HF_TOKEN", "hf_round_secret_never_printed")
+        yield hub
+
+
+def test_a_failed_push_keeps_everything_and_is_retried_alone(rounds, tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+    from fake_hub import FakeHub
+
+    out, first, _ = rounds
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    hub_args = ("--round", "0", "--hub_model_id", "me/ranker", "--hub_dataset_id", "me/pairs")
+    monkeypatch.setenv("HF_TOKEN", "hf_round_secret_never_printed")
+    # Nothing listens there: every push fails.
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    before = snapshot(copy / "round-0")
+    failed = run(copy, *hub_args)
+    assert failed["published"] == {} and "failed" in capsys.readouterr().out
+    assert {k: v for k, v in snapshot(copy / "round-0").items() if k != "report.json"} == {
+        k: v for k, v in before.items() if k != "report.json"}
+
+    with FakeHub() as hub:
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub.endpoint)
+        retried = run(copy, *hub_args)
+        printed = capsys.readouterr()
+    assert set(retried["published"]) == {"model", "model-main", "dataset"}
+    here = copy / "round-0"
+    local_model = {p.relative_to(here / "model").as_posix(): p.read_bytes() for p in (here / "model").rglob("*") if p.is_file()}
+    for revision in ("round-0", "main"):
+        assert hub.files("me/ranker", repo_type="model", revision=revision) == local_model
+    dataset_files = hub.files("me/pairs", repo_type="dataset", revision="round-0")
+    assert "README.md" in dataset_files and any(name.startswith("data/train-") for name in dataset_files)
+    assert hub.files("me/pairs", repo_type="dataset", revision="main") == {}  # the round's data lives on its branch
+    # no training happened again: the model files are the ones of the first run
+    assert retried["figures"] == first["figures"]
+    assert "hf_round_secret_never_printed" not in printed.out + printed.err
+
+
+def _command(output_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(RECIPE), "--config", str(TINY), "--output_dir", str(output_dir), *OVERRIDES, *extra]
+
+
+def test_a_round_killed_during_training_resumes_from_its_checkpoint(rounds, tmp_path):
+    out, _, _ = rounds
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for reused in ("data", "base-qwen2_5_vl-tiny"):  # made by the module's run; reused, not remade
+        shutil.copytree(out / reused, run_dir / reused)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = _command(run_dir, "--round", "0", "--max_steps", "40", "--save_steps", "4")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = run_dir / "round-0" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None and not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert saved, "no checkpoint was written before the kill"
+    assert not (run_dir / "round-0" / "report.json").exists()
+    dataset_before = snapshot(run_dir / "round-0" / "dataset")
+
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"resuming round 0 from {saved[-1].name}" in done.stdout
+    report = json.loads((run_dir / "round-0" / "report.json").read_text())
+    assert report["figures"]["steps"] == 40
+    assert snapshot(run_dir / "round-0" / "dataset") == dataset_before  # the round's data was not remade
+
+
+def test_two_processes_complete_a_round(rounds, tmp_path):
+    out, _, _ = rounds
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for reused in ("data", "base-qwen2_5_vl-tiny"):
+        shutil.copytree(out / reused, run_dir / reused)
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()), *_command(run_dir, "--round", "0")[1:],
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((run_dir / "round-0" / "report.json").read_text())
+    assert report["figures"]["steps"] == 3
+    assert report["figures"]["processes"] == 2
+    assert (run_dir / "round-0" / "model" / "model.safetensors").exists()
+    assert done.stdout.count("| round |") == 1  # one process printed the table
