@@ -15,12 +15,14 @@ Two CPU processes (DDP on gloo)::
     accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no \\
         recipes/round.py --config recipes/tiny/round.yaml --round 0
 
-Qwen2.5-VL-7B with QLoRA on one GPU, then eight GPUs with ZeRO-3::
+Qwen2.5-VL-7B with QLoRA on one GPU (rounds 0, 1, 2 in turn), or bf16 LoRA on eight GPUs::
 
     accelerate launch --config_file recipes/accelerate_configs/ddp.yaml --num_processes 1 \\
         recipes/round.py --config recipes/qwen2_5_vl_7b/round/config.yaml --round 0
-    accelerate launch --config_file recipes/accelerate_configs/zero3.yaml \\
-        recipes/round.py --config recipes/qwen2_5_vl_7b/round/config_zero3.yaml --round 1
+    accelerate launch --config_file recipes/accelerate_configs/ddp.yaml --num_processes 8 \\
+        recipes/round.py --config recipes/qwen2_5_vl_7b/round/config_zero3.yaml --round 0
+
+(recipes/README.md has every recipe's launch lines, ZeRO-3 included, and what to build first.)
 
 Any field of the YAML can be overridden on the command line (``--max_steps 50``).
 """

@@ -371,7 +371,8 @@ def make_graded_pool(
     Each source gets ``versions_per_source`` versions, each a random distortion of ``types`` at a
     random level 0-4 (0 = the pristine reference; levels are drawn without repeats per source, so
     one content's versions differ in quality). The files' names say nothing about their quality;
-    ``quality.csv`` (``name,mos,distortion,level``) holds it, with ``mos = 100 * (1 - level / 4)``,
+    ``quality.csv`` (``name,mos,distortion,level,content``; ``content`` is the source's file name)
+    holds it, with ``mos = 100 * (1 - level / 4)``,
     so the folder loads as a benchmark with :func:`ssvqa.benchmarks.load_labelled_folder`.
     Across types a level means a similar SSIM loss (the ladders are calibrated that way, see
     :mod:`ssvqa.distortions`), which is what makes one quality scale for the whole pool.
@@ -404,9 +405,9 @@ def make_graded_pool(
             if not (out_dir / name).exists():
                 shutil.copyfile(path, out_dir / f".{name}.partial")
                 os.replace(out_dir / f".{name}.partial", out_dir / name)
-            rows.append((name, 100.0 * (1 - level / 4), variant.steps[0][0] if variant.steps else "pristine", level))
+            rows.append((name, 100.0 * (1 - level / 4), variant.steps[0][0] if variant.steps else "pristine", level, source.name))
     shutil.rmtree(out_dir / ".work", ignore_errors=True)
-    lines = ["name,mos,distortion,level"] + [f"{n},{q:.1f},{d},{lv}" for n, q, d, lv in rows]
+    lines = ["name,mos,distortion,level,content"] + [f"{n},{q:.1f},{d},{lv},{c}" for n, q, d, lv, c in rows]
     table.write_text("\n".join(lines) + "\n")
     return table
 

@@ -160,7 +160,9 @@ def relabel_with_ranker(
     if drop_below_confidence is not None and not 0.5 <= drop_below_confidence <= 1.0:
         raise ValueError(f"drop_below_confidence must be within [0.5, 1], got {drop_below_confidence}")
     raw = pair_dataset.cast_column("video_a", datasets.Video(decode=False)).cast_column("video_b", datasets.Video(decode=False))
-    multiple = 28 if hasattr(getattr(processor, "video_processor", None), "merge_size") else 1
+    from ssvqa.scorer import _size_multiple
+
+    multiple = _size_multiple(processor)
     frames: dict[str, torch.Tensor] = {}
     failed: dict[str, str] = {}
     rows: list[tuple[int, str, str]] = []

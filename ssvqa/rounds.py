@@ -52,6 +52,7 @@ TABLE_COLUMNS = (
     ("heldout_pair_accuracy", "held-out pair acc."),
     ("srcc", "SRCC"),
     ("plcc", "PLCC"),
+    ("ladder_srcc", "ladder SRCC"),
     ("minutes", "minutes"),
 )
 
@@ -74,6 +75,7 @@ class RoundArguments:
     pseudo_pairs_per_video: int = field(default=4, metadata={"help": "generate_data: pseudo pairs per pool video."})
     relabel_origins: list[str] = field(default_factory=lambda: ["pseudo"], metadata={"help": "Pairs of these origins are relabelled in rounds > 0."})
     drop_below_confidence: float | None = field(default=None, metadata={"help": "Rounds > 0: drop relabelled pairs the ranker is less sure of than this (0.5-1)."})
+    first_round_max_steps: int | None = field(default=None, metadata={"help": "Round 0 starts from the base model and may need longer: its max_steps (default: max_steps)."})
     init_from: str = field(default="previous", metadata={"help": "Round k > 0 starts from 'previous' (round k-1's model) or 'base'."})
     eval_origins: list[str] = field(default_factory=lambda: ["distortion", "mos"], metadata={"help": "Test pairs of these origins (exact labels) give held-out pair accuracy."})
     max_eval_pairs: int | None = field(default=128, metadata={"help": "At most this many held-out pairs (a seeded sample)."})
@@ -128,7 +130,7 @@ def generate_data(args: RoundArguments, data_dir: Path, seed: int = 0) -> dict[s
         print(f"[data] distortion pairs of {len(train_clips)} clips -> {distortion_dir}", flush=True)
         build_distortion_pairs(data_dir / "sources" / "train.txt", distortion_dir, types=args.distortion_types,
                                types_per_source=len(args.distortion_types), test_fraction=0.25, seed=seed,
-                               max_pixels=160 * 120)
+                               max_pixels=160 * 120, num_proc=min(4, os.cpu_count() or 1))
     pool = make_graded_pool(pool_clips, data_dir / "pool", types=args.distortion_types,
                             versions_per_source=args.versions_per_clip, seed=seed + 1)
     pseudo_dir = data_dir / "pseudo-pairs"
@@ -138,8 +140,9 @@ def generate_data(args: RoundArguments, data_dir: Path, seed: int = 0) -> dict[s
         # every pool video trains: the pool has no test split (held-out accuracy uses exact labels)
         build_pseudo_pairs(videos, pseudo_dir, teachers=args.teachers, max_pairs_per_video=args.pseudo_pairs_per_video,
                            test_fraction=0.0, seed=seed, progress=False)
+    # every level of every held-out clip: the scores of each clip's ladder should fall with severity
     heldout = make_graded_pool(heldout_clips, data_dir / "heldout", types=args.distortion_types,
-                               versions_per_source=args.versions_per_clip, seed=seed + 2)
+                               versions_per_source=5, seed=seed + 2)
     anchors = make_graded_pool(train_clips[:5], data_dir / "anchors", types=args.distortion_types[:1],
                                versions_per_source=5, seed=seed + 3)
     return {"pair_datasets": [str(distortion_dir), str(pseudo_dir)], "benchmarks": [str(heldout)],
@@ -224,7 +227,7 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     dataset_dir = here / "dataset"
     with state.main_process_first():
         if state.is_main_process and not (dataset_dir / "README.md").exists():
-            _make_round_dataset(args, training_args, base, root, dataset_dir)
+            _make_round_dataset(args, training_args, model_args, base, root, dataset_dir)
     from ssvqa.pair_dataset import load_pairs
 
     with state.main_process_first():  # one process fills the datasets cache, the others read it
@@ -293,7 +296,7 @@ def _base_model(args: RoundArguments, model_args, root: Path, state) -> str:
     return str(folder)
 
 
-def _make_round_dataset(args, training_args, base: str, root: Path, dataset_dir: Path) -> None:
+def _make_round_dataset(args, training_args, model_args, base: str, root: Path, dataset_dir: Path) -> None:
     """Round 0: the named pairs as they are; round k: ``relabel_origins`` pairs relabelled by round k-1."""
     import datasets
 
@@ -301,11 +304,10 @@ def _make_round_dataset(args, training_args, base: str, root: Path, dataset_dir:
 
     pairs = load_round_pairs(args, root / ".cache")
     if args.round > 0:
-        from ssvqa.modeling import load_ranker
         from ssvqa.relabel import relabel_with_ranker
 
         previous = round_dir(root, args.round - 1) / "model"
-        model, processor = _load_trained(previous, base)
+        model, processor = _load_trained(previous, base, training_args, model_args)
         train = pairs["train"]
         chosen = [i for i, origin in enumerate(train["origin"]) if origin in args.relabel_origins]
         kept = [i for i in range(len(train)) if i not in set(chosen)]
@@ -341,13 +343,25 @@ def _dataset_method(args: RoundArguments) -> str:
     )
 
 
-def _load_trained(model_dir: Path, base: str):
-    """A saved round model: an adapter folder (on its base) or full weights."""
+def _load_trained(model_dir: Path, base: str, training_args, model_args):
+    """A saved round model (an adapter on its base, or full weights), loaded as the round trains:
+    same quantization and dtype, on this process's GPU when there is one."""
+    import torch
+
     from ssvqa.modeling import load_ranker
 
+    options: dict[str, Any] = {}
+    if getattr(model_args, "load_in_4bit", False):
+        options["quantization"] = "4bit"
+    elif getattr(model_args, "load_in_8bit", False):
+        options["quantization"] = "8bit"
+    if getattr(model_args, "dtype", None):
+        options["dtype"] = model_args.dtype
+    if torch.cuda.is_available() and not getattr(training_args, "use_cpu", False):
+        options["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     if (model_dir / "adapter_config.json").exists():
-        return load_ranker(base, adapter=str(model_dir))
-    return load_ranker(str(model_dir))
+        return load_ranker(base, adapter=str(model_dir), **options)
+    return load_ranker(str(model_dir), **{k: v for k, v in options.items() if k != "quantization"})
 
 
 def _heldout(pairs, args: RoundArguments, seed: int):
@@ -378,7 +392,9 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
         value = getattr(model_args, theirs, None)
         if value not in (None, "auto") or (ours == "dtype" and value == "auto"):
             init.setdefault(ours, value)
-    init.setdefault("gradient_checkpointing", bool(training_args.gradient_checkpointing))
+    # load_ranker turns checkpointing on (non-reentrant, after LoRA); the Trainer must not do it again.
+    wants_checkpointing = bool(training_args.gradient_checkpointing or getattr(training_args, "activation_checkpointing", False))
+    init.setdefault("gradient_checkpointing", wants_checkpointing)
     previous = round_dir(root, args.round - 1) / "model" if args.round > 0 else None
     model, peft_config = base, None
     if previous is not None and args.init_from == "previous":
@@ -390,8 +406,10 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
         peft_config = True
         init.update(lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
                     lora_target=model_args.lora_target_modules or "auto")
-    config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), model_init_kwargs=init,
-                                 gradient_checkpointing=False)
+    off = {name: False for name in ("gradient_checkpointing", "activation_checkpointing") if hasattr(training_args, name)}
+    if args.round == 0 and args.first_round_max_steps:
+        off["max_steps"] = args.first_round_max_steps
+    config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), model_init_kwargs=init, **off)
     return RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config)
 
 
@@ -432,9 +450,37 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) 
         result = correlation_report(predicted, mos)
         scatter_plot(predicted, mos, here / f"scatter-{name}.png", title=f"round {args.round}: {name}")
         figures["benchmarks"][name] = {k: result[k] for k in ("srcc", "plcc", "krcc", "n")} | {"failed": len(errors)}
+        if not root:
+            ladders = ladder_srcc(Path(spec), scores)
+            if ladders is not None:
+                figures["benchmarks"][name]["ladder_srcc"] = ladders
     first = next(iter(figures["benchmarks"].values()))
     figures.update(srcc=first["srcc"], plcc=first["plcc"])
+    if "ladder_srcc" in first:
+        figures["ladder_srcc"] = first["ladder_srcc"]
     return figures
+
+
+def ladder_srcc(label_file: Path, scores: dict[str, float]) -> float | None:
+    """Mean SRCC within each content of a label file with a ``content`` column (graded versions
+    of one source, as :func:`ssvqa.corpus.make_graded_pool` writes): do a clip's scores fall as
+    its distortion grows? None without that column or without a content of 3+ scored versions."""
+    import csv
+
+    from scipy.stats import spearmanr
+
+    with open(label_file, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "content" not in rows[0]:
+        return None
+    by_name = {Path(video).name: score for video, score in scores.items()}  # the label file names files in its folder
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        if row["name"] in by_name:
+            groups.setdefault(row["content"], []).append((by_name[row["name"]], float(row["mos"])))
+    values = [spearmanr(*zip(*group)).statistic for group in groups.values() if len(group) >= 3]
+    values = [v for v in values if not math.isnan(v)]
+    return float(sum(values) / len(values)) if values else None
 
 
 def _lineage(args: RoundArguments, training_args, model_args, base: str, root: Path) -> dict[str, Any]:
@@ -539,7 +585,7 @@ def _plot_rounds(output_dir: Path) -> None:
     reports = all_reports(output_dir)
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     try:
-        for key, title in TABLE_COLUMNS[2:6]:
+        for key, title in TABLE_COLUMNS[2:7]:
             points = [(r["round"], r["figures"][key]) for r in reports if isinstance(r["figures"].get(key), (int, float))]
             if points:
                 ax.plot(*zip(*points), marker="o", label=title)
