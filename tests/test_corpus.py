@@ -104,3 +104,31 @@ def test_command_line_makes_the_corpus(tmp_path, capsys):
     printed = capsys.readouterr().out.split()
     assert len(printed) == 2
     assert [(probe(p).width, probe(p).height) for p in printed] == [(128, 96), (96, 128)]
+
+
+def test_graded_pool_hides_a_known_quality_and_is_made_once(clips, tmp_path):
+    from ssvqa.corpus import make_graded_pool, read_quality
+
+    table = make_graded_pool(clips[:3], tmp_path / "pool", types=["exposure"], versions_per_source=3, seed=0)
+    quality = read_quality(table)
+    assert len(quality) == 9 and set(quality.values()) <= {100.0, 75.0, 50.0, 25.0, 0.0}
+    lines = table.read_text().splitlines()
+    assert lines[0] == "name,mos,distortion,level,content"
+    by_content: dict[str, list[tuple[str, float]]] = {}
+    for line in lines[1:]:
+        name, mos, distortion, level, content = line.split(",")
+        assert float(mos) == 100 * (1 - int(level) / 4) and distortion in ("exposure", "pristine")
+        assert "exposure" not in name and "pristine" not in name  # the file name gives nothing away
+        by_content.setdefault(content, []).append((name, float(mos)))
+    assert len(by_content) == 3 and all(len({q for _, q in v}) == 3 for v in by_content.values())  # 3 distinct levels each
+    # the hidden quality is real: within one content, lower quality = darker frames
+    for versions in by_content.values():
+        brightness = {n: decode_frames(tmp_path / "pool" / n, num_frames=2).float().mean().item() for n, _ in versions}
+        ordered = [brightness[n] for n, _ in sorted(versions, key=lambda v: v[1])]
+        assert ordered == sorted(ordered)
+    assert not (tmp_path / "pool" / ".work").exists()
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "pool").iterdir()}
+    assert make_graded_pool(clips[:3], tmp_path / "pool", types=["exposure"], versions_per_source=3, seed=0) == table
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "pool").iterdir()} == stamps
+    with pytest.raises(ValueError, match="versions_per_source"):
+        make_graded_pool(clips[:1], tmp_path / "bad", types=["exposure"], versions_per_source=6)

@@ -142,3 +142,38 @@ def test_a_content_in_both_splits_is_refused(clips, tmp_path):
         write_pair_dataset(rows, tmp_path / "pairs", card=CARD)
     with pytest.raises(ValueError, match="does not exist"):
         write_pair_dataset([PairRow(a, str(tmp_path / "gone.mp4"), "better", 0.75, "mos", "c")], tmp_path / "p2", card=CARD)
+
+
+def test_load_pairs_reads_each_folder_not_a_cached_namesake(clips, tmp_path):
+    """Regression: load_dataset(folder) served the rows of an earlier folder with the same name."""
+    from ssvqa.pair_dataset import load_pairs
+
+    first, second = tmp_path / "a" / "pairs", tmp_path / "b" / "pairs"
+    write_pair_dataset(_rows(clips, contents=2), first, card=CARD, test_fraction=0.0)
+    write_pair_dataset(_rows(clips, contents=5), second, card=CARD, test_fraction=0.0)
+    cache = tmp_path / "cache"  # one cache for both, as a user's default cache would be
+    assert len(load_pairs(first, cache_dir=cache)["train"]) == 4
+    assert len(load_pairs(second, cache_dir=cache)["train"]) == 10
+    assert len(load_pairs(first, cache_dir=cache)["train"]) == 4
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no pair data files"):
+        load_pairs(tmp_path / "empty")
+
+
+def test_save_pair_splits_round_trip(clips, tmp_path):
+    """Pairs already loaded (videos as bytes) are written back as a folder that loads the same."""
+    from ssvqa.pair_dataset import load_pairs, save_pair_splits
+
+    source = tmp_path / "source"
+    write_pair_dataset(_rows(clips), source, card=CARD, test_fraction=0.5)
+    loaded = load_pairs(source, cache_dir=tmp_path / "cache")
+    raw = {split: d.cast_column("video_a", datasets.Video(decode=False)).cast_column("video_b", datasets.Video(decode=False))
+           for split, d in loaded.items()}
+    counts = save_pair_splits(raw, tmp_path / "copy", card=CARD)
+    again = load_pairs(tmp_path / "copy", cache_dir=tmp_path / "cache2")
+    assert counts == {split: len(d) for split, d in loaded.items()}
+    for split in loaded:
+        a = again[split].cast_column("video_a", datasets.Video(decode=False))
+        assert a["video_a"] == raw[split]["video_a"]  # the same embedded bytes
+        assert again[split]["label"] == loaded[split]["label"] and again[split]["provenance"] == loaded[split]["provenance"]
+    assert "Test pairs" in (tmp_path / "copy" / "README.md").read_text()
