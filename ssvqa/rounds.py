@@ -79,7 +79,7 @@ class RoundArguments:
     init_from: str = field(default="previous", metadata={"help": "Round k > 0 starts from 'previous' (round k-1's model) or 'base'."})
     eval_origins: list[str] = field(default_factory=lambda: ["distortion", "mos"], metadata={"help": "Test pairs of these origins (exact labels) give held-out pair accuracy."})
     max_eval_pairs: int | None = field(default=128, metadata={"help": "At most this many held-out pairs (a seeded sample)."})
-    benchmarks: list[str] = field(default_factory=list, metadata={"help": "Scored sets for SRCC/PLCC: 'NAME=ROOT' (ssvqa.benchmarks) or a label file 'ROOT/labels.csv' (name,mos)."})
+    benchmarks: list[str] = field(default_factory=list, metadata={"help": "Scored sets for SRCC/PLCC: 'NAME=ROOT' or 'NAME/SPLIT=ROOT' (ssvqa.benchmarks) or a label file 'ROOT/labels.csv' (name,mos)."})
     anchors: str | None = field(default=None, metadata={"help": "Anchors for scores: anchors.json, or a label file whose videos are picked from."})
     num_anchors: int = field(default=5, metadata={"help": "Anchors picked from a label file."})
     hidden_quality: str | None = field(default=None, metadata={"help": "A label file (name,mos) of the pool's hidden quality: report label agreement."})
@@ -236,7 +236,7 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
 
     # 2. train
     trainer = _trainer(args, training_args, model_args, base, root, here, pairs["train"], heldout)
-    checkpoints = sorted((here / "checkpoints").glob("checkpoint-*"))
+    checkpoints = sorted((here / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.rpartition("-")[2]))
     if checkpoints and state.is_main_process:
         print(f"[train] resuming round {args.round} from {checkpoints[-1].name}", flush=True)
     trainer.train(resume_from_checkpoint=True if checkpoints else None)
@@ -440,7 +440,8 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) 
     for spec in args.benchmarks:
         name, _, root = spec.partition("=")
         if root:
-            videos = load_benchmark(name, root, on_missing="skip")
+            benchmark, _, split = name.partition("/")  # "lsvq/test_1080p=/data/LSVQ" names a split
+            videos = load_benchmark(benchmark, root, split=split or None, on_missing="skip")
         else:
             name, path = Path(spec).parent.name, Path(spec)
             videos = load_labelled_folder(path.parent, path.name)
@@ -507,7 +508,13 @@ def _write_model_card(trainer, model_dir: Path, report: dict[str, Any]) -> None:
 Lineage:
 {lineage}
 """
-    (model_dir / "README.md").write_text(trainer.model_card(extra=extra))
+    hub, k = trainer.args.hub_model_id, report["round"]
+    if hub:  # how to load exactly this round from the Hub
+        base = report["lineage"]["base_model"]
+        call = (f'load_ranker("{base}", adapter="{hub}", adapter_revision="round-{k}")'
+                if (model_dir / "adapter_config.json").exists() else f'load_ranker("{hub}", revision="round-{k}")')
+        extra += f"\nThis round on the Hub: `{call}` (`ssvqa.modeling`); branch `main` holds the latest round.\n"
+    (model_dir / "README.md").write_text(trainer.model_card(extra=extra, location=str(model_dir)))
 
 
 def _save_merged(trainer, folder: Path) -> None:

@@ -260,8 +260,11 @@ class RankTrainer(Trainer):
         if self.is_world_process_zero():
             Path(output_dir, "README.md").write_text(self.model_card())
 
-    def model_card(self, extra: str = "") -> str:
-        """A model card that tells what the model is, how it was trained and how to use it."""
+    def model_card(self, extra: str = "", location: str | None = None) -> str:
+        """A model card that tells what the model is, how it was trained and how to use it.
+
+        ``extra``: more markdown (e.g. a self-improvement round's figures); ``location``: where
+        users load the model from (default: ``hub_model_id``, else ``output_dir``)."""
         args = self.args
         evals = [entry for entry in self.state.log_history if "eval_loss" in entry]
         figures = "\n".join(
@@ -305,7 +308,7 @@ against anchor videos (`ssvqa score`).
 
 ```python
 from ssvqa.modeling import load_ranker, compare
-model, processor = load_ranker("{args.hub_model_id or args.output_dir}")
+model, processor = load_ranker("{location or args.hub_model_id or args.output_dir}")
 ```
 """
 
