@@ -479,8 +479,9 @@ def ladder_srcc(label_file: Path, scores: dict[str, float]) -> float | None:
     for row in rows:
         if row["name"] in by_name:
             groups.setdefault(row["content"], []).append((by_name[row["name"]], float(row["mos"])))
-    values = [spearmanr(*zip(*group)).statistic for group in groups.values() if len(group) >= 3]
-    values = [v for v in values if not math.isnan(v)]
+    # a clip whose scores (or qualities) are all equal has no rank correlation: it is left out
+    values = [spearmanr(*zip(*group)).statistic for group in groups.values()
+              if len(group) >= 3 and len({s for s, _ in group}) > 1 and len({q for _, q in group}) > 1]
     return float(sum(values) / len(values)) if values else None
 
 

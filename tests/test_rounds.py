@@ -27,7 +27,7 @@ RECIPE = ROOT / "recipes" / "round.py"
 TINY = ROOT / "recipes" / "tiny" / "round.yaml"
 # Small enough for CI: a few clips, a few steps, the tiny model (the recipe uses the small one).
 OVERRIDES = [
-    "--corpus_clips", "4", "--pool_clips", "4", "--heldout_clips", "3", "--max_steps", "3",
+    "--corpus_clips", "4", "--pool_clips", "4", "--heldout_clips", "3", "--max_steps", "3", "--first_round_max_steps", "3",
     "--save_steps", "2", "--tiny_model", "qwen2_5_vl-tiny", "--max_eval_pairs", "8",
     "--per_device_train_batch_size", "2", "--logging_steps", "1",
 ]
@@ -166,7 +166,7 @@ def test_a_round_killed_during_training_resumes_from_its_checkpoint(rounds, tmp_
     for reused in ("data", "base-qwen2_5_vl-tiny"):  # made by the module's run; reused, not remade
         shutil.copytree(out / reused, run_dir / reused)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    command = _command(run_dir, "--round", "0", "--max_steps", "40", "--save_steps", "4")
+    command = _command(run_dir, "--round", "0", "--first_round_max_steps", "40", "--save_steps", "4")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = run_dir / "round-0" / "checkpoints"
     deadline = time.time() + 300
