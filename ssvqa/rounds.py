@@ -237,9 +237,11 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     # 2. train
     trainer = _trainer(args, training_args, model_args, base, root, here, pairs["train"], heldout)
     checkpoints = sorted((here / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.rpartition("-")[2]))
-    if checkpoints and state.is_main_process:
-        print(f"[train] resuming round {args.round} from {checkpoints[-1].name}", flush=True)
-    trainer.train(resume_from_checkpoint=True if checkpoints else None)
+    # A kill while a checkpoint was being written leaves it without its trainer state: not resumable.
+    complete = [c for c in checkpoints if (c / "trainer_state.json").exists()]
+    if complete and state.is_main_process:
+        print(f"[train] resuming round {args.round} from {complete[-1].name}", flush=True)
+    trainer.train(resume_from_checkpoint=str(complete[-1]) if complete else None)
 
     # 3. evaluate
     figures: dict[str, Any] = {"round": args.round, "train_pairs": len(pairs["train"]), "steps": trainer.state.global_step,

@@ -174,7 +174,8 @@ def test_a_round_killed_during_training_resumes_from_its_checkpoint(rounds, tmp_
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    saved = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    saved = sorted((c for c in checkpoints.glob("checkpoint-*") if (c / "trainer_state.json").exists()),
+                   key=lambda p: int(p.name.split("-")[1]))
     assert saved, "no checkpoint was written before the kill"
     assert not (run_dir / "round-0" / "report.json").exists()
     dataset_before = snapshot(run_dir / "round-0" / "dataset")
