@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ssvqa.builder import add_publishing_arguments
 from ssvqa.errors import SsvqaError, VideoError
 from ssvqa.labels import LEVELS
 from ssvqa.mos_pairs import SIMILAR_Z, SUPERIOR_Z, mos_pair_rows
@@ -101,26 +102,17 @@ def load_scored_videos(
 ):
     """The scored videos of ``source`` and what was missing: ``(dataset, skipped)``.
 
-    ``source`` is ``"NAME=ROOT"`` (a known benchmark) or the path of a label file whose videos
-    are under the file's folder. With ``on_missing="skip"`` the missing videos are left out and
+    ``source`` is what :func:`ssvqa.benchmarks.load_scored` reads (``"NAME=ROOT"``,
+    ``"NAME/SPLIT=ROOT"`` or a label file). With ``on_missing="skip"`` the missing videos are left out and
     ``skipped`` has one entry saying how many and which (the loader's message).
     """
-    from ssvqa.benchmarks import load_benchmark, load_labelled_folder
+    from ssvqa.benchmarks import load_scored
 
     spec = str(source)
-    name, sep, root = spec.partition("=")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        if sep and root:
-            dataset = load_benchmark(name, root, split=split, on_missing=on_missing)
-        else:
-            path = Path(spec)
-            if not path.is_file():
-                raise SsvqaError(f"{spec}: neither NAME=ROOT (a benchmark) nor an existing label file")
-            if split is not None:
-                raise SsvqaError(f"--split applies to a named benchmark (NAME=ROOT), not to the label file {spec}")
-            dataset = load_labelled_folder(path.parent, path.name, name_column=name_column, score_column=score_column,
-                                           std_column=std_column, on_missing=on_missing)
+        dataset = load_scored(spec, split=split, name_column=name_column, score_column=score_column,
+                              std_column=std_column, on_missing=on_missing)
     skipped = [{"input": spec, "reason": str(w.message)} for w in caught if "not found" in str(w.message)]
     for w in caught:  # anything else the loaders warned about is still shown
         if "not found" not in str(w.message):
@@ -310,12 +302,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--superior-z", type=float, default=SUPERIOR_Z, help=f"|z| from this is 'superior' (default: {SUPERIOR_Z:.3f})")
     what.add_argument("--test-fraction", type=float, default=0.2, help="share of content groups in the test split (default: 0.2)")
     what.add_argument("--seed", type=int, default=0, help="seeds the groups, the split and the pairing (default: 0)")
-    hub = parser.add_argument_group("publishing")
-    hub.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also upload the dataset folder to this Hub dataset repo")
-    hub.add_argument("--revision", default=None, help="branch of the Hub repo to upload to (created if missing)")
-    hub.add_argument("--private", action="store_true", help="create the Hub repo private (benchmark videos are rarely redistributable)")
-    hub.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login); never printed")
-    hub.add_argument("--license", default="other", help="license id for the dataset card (default: other)")
+    add_publishing_arguments(parser, private_help="create the Hub repo private (benchmark videos are rarely redistributable)")
 
 
 def main(args: argparse.Namespace) -> int:

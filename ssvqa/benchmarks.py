@@ -275,6 +275,38 @@ def load_labelled_folder(
     return _to_dataset(records, root, benchmark, label_path, on_missing)
 
 
+def load_scored(
+    spec: str | Path,
+    *,
+    split: str | None = None,
+    name_column: str | int = "name",
+    score_column: str | int = "mos",
+    std_column: str | int | None = None,
+    on_missing: str = "error",
+) -> datasets.Dataset:
+    """Scored videos named the way commands and recipes name them.
+
+    ``spec`` is ``"NAME=ROOT"`` (a known benchmark, :func:`load_benchmark`), ``"NAME/SPLIT=ROOT"``
+    (one of its splits, e.g. ``"lsvq/test_1080p=/data/LSVQ"``), or the path of a label file whose
+    videos are in the file's folder (:func:`load_labelled_folder` with the column options).
+    ``split`` names the benchmark's split too; it does not apply to a label file.
+    """
+    text = str(spec)
+    name, sep, root = text.partition("=")
+    if sep and root:
+        benchmark, _, named_split = name.partition("/")
+        if named_split and split and named_split != split:
+            raise SsvqaError(f"{text}: split {named_split!r} in the name but {split!r} asked")
+        return load_benchmark(benchmark, root, split=split or named_split or None, on_missing=on_missing)
+    path = Path(text)
+    if not path.is_file():
+        raise SsvqaError(f"{text}: neither NAME=ROOT (a benchmark) nor an existing label file")
+    if split is not None:
+        raise SsvqaError(f"a split applies to a named benchmark (NAME=ROOT), not to the label file {text}")
+    return load_labelled_folder(path.parent, path.name, name_column=name_column, score_column=score_column,
+                                std_column=std_column, on_missing=on_missing)
+
+
 def read_labels(
     path: str | Path,
     *,

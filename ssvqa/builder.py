@@ -482,13 +482,18 @@ def add_builder_arguments(parser: argparse.ArgumentParser, what_title: str):
     how.add_argument(
         "--work-dir", default=None, help="resumable work folder and caches (default: OUTPUT_DIR/.work, never uploaded)"
     )
+    add_publishing_arguments(parser)
+    return what, how
+
+
+def add_publishing_arguments(parser: argparse.ArgumentParser, private_help: str = "create the Hub repo private") -> None:
+    """The ``publishing`` options every builder shares (``--push-to-hub``, ``--revision``, ...)."""
     hub = parser.add_argument_group("publishing")
     hub.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also upload the dataset folder to this Hub dataset repo")
     hub.add_argument("--revision", default=None, help="branch of the Hub repo to upload to (created if missing)")
-    hub.add_argument("--private", action="store_true", help="create the Hub repo private")
+    hub.add_argument("--private", action="store_true", help=private_help)
     hub.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login); never printed")
     hub.add_argument("--license", default="other", help="license id for the dataset card (default: other)")
-    return what, how
 
 
 def builder_kwargs(args: argparse.Namespace) -> dict[str, Any]:

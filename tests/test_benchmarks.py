@@ -15,7 +15,7 @@ import pytest
 import scipy.io
 
 from conftest import make_video
-from ssvqa.benchmarks import benchmark_names, load_benchmark, load_labelled_folder
+from ssvqa.benchmarks import benchmark_names, load_benchmark, load_labelled_folder, load_scored
 from ssvqa.errors import SsvqaError, VideoError
 
 
@@ -126,6 +126,17 @@ def test_lsvq_splits(put):
     assert load_benchmark("LSVQ", root)["mos"] == [11.0]
     with pytest.raises(SsvqaError, match="no split 'val'"):
         load_benchmark("LSVQ", root, split="val")
+
+    # the same through the spec strings that commands and recipes take
+    assert load_scored(f"lsvq/test_1080p={root}")["mos"] == [71.3]
+    assert load_scored(f"LSVQ={root}", split="train")["name"] == ["ia-batch1/clipA"]
+    with pytest.raises(SsvqaError, match="'test_1080p' in the name but 'train'"):
+        load_scored(f"lsvq/test_1080p={root}", split="train")
+    assert load_scored(root / "labels_test.csv")["mos"] == [11.0]  # a label file: videos in its folder
+    with pytest.raises(SsvqaError, match="not to the label file"):
+        load_scored(root / "labels_test.csv", split="test")
+    with pytest.raises(SsvqaError, match="neither NAME=ROOT"):
+        load_scored(root / "missing.csv")
 
 
 @pytest.mark.parametrize(
