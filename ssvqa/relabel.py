@@ -168,7 +168,7 @@ def relabel_with_ranker(
     rows: list[tuple[int, str, str]] = []
 
     def load(video) -> str:
-        data = video.get("bytes") or Path(video["path"]).read_bytes()
+        data = _video_bytes(video)
         digest = hashlib.sha256(data).hexdigest()
         if digest not in frames and digest not in failed:
             try:
@@ -252,11 +252,7 @@ def _rewrite(pair_dataset, raw, relabelled, *, round: int, annotator: str, finge
 
 def _register(video: Mapping[str, Any], files: dict[str, str], tmp: str) -> str:
     """SHA-256 of one ``{"path", "bytes"}`` video; the first time, a file holding it."""
-    data, path = video.get("bytes"), video.get("path")
-    if data is None:
-        if not path or not os.path.isfile(path):
-            raise ValueError(f"pair video {path!r} has no bytes and is not a local file")
-        data = Path(path).read_bytes()
+    data, path = _video_bytes(video), video.get("path")
     digest = hashlib.sha256(data).hexdigest()
     if digest not in files:
         suffix = Path(path).suffix if path and len(Path(path).suffix) <= 6 else ".mp4"
@@ -264,3 +260,13 @@ def _register(video: Mapping[str, Any], files: dict[str, str], tmp: str) -> str:
         target.write_bytes(data)
         files[digest] = str(target)
     return digest
+
+
+def _video_bytes(video: Mapping[str, Any]) -> bytes:
+    """The bytes of one ``{"path", "bytes"}`` pair video (embedded, or else the local file)."""
+    data, path = video.get("bytes"), video.get("path")
+    if data is None:
+        if not path or not os.path.isfile(path):
+            raise ValueError(f"pair video {path!r} has no bytes and is not a local file")
+        data = Path(path).read_bytes()
+    return data

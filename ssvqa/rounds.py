@@ -55,6 +55,7 @@ TABLE_COLUMNS = (
     ("ladder_srcc", "ladder SRCC"),
     ("minutes", "minutes"),
 )
+PLOTTED = ("label_agreement", "heldout_pair_accuracy", "srcc", "plcc", "ladder_srcc")  # figures on 0-1
 
 
 @dataclass
@@ -121,8 +122,8 @@ def generate_data(args: RoundArguments, data_dir: Path, seed: int = 0) -> dict[s
     train_clips = clips[: args.corpus_clips]
     pool_clips = clips[args.corpus_clips : args.corpus_clips + args.pool_clips]
     heldout_clips = clips[args.corpus_clips + args.pool_clips :]
+    (data_dir / "sources").mkdir(parents=True, exist_ok=True)
     for name, sources in (("train", train_clips), ("pool", pool_clips), ("heldout", heldout_clips)):
-        (data_dir / "sources").mkdir(parents=True, exist_ok=True)
         (data_dir / "sources" / f"{name}.txt").write_text("".join(f"{p.resolve()}\n" for p in sources))
 
     distortion_dir = data_dir / "distortion-pairs"
@@ -173,7 +174,7 @@ def label_agreement(dataset, hidden: dict[str, float], origins=None) -> dict[str
     file names in the provenance, ``source_a``/``source_b``) that differs: a label on the right
     side counts 1, ``similar`` counts 1/2, the wrong side 0. None when no pair qualifies.
     """
-    total, right, n = 0.0, 0.0, 0
+    right, n = 0.0, 0
     for origin, level, provenance in zip(dataset["origin"], dataset["label"], dataset["provenance"]):
         details = json.loads(provenance) if provenance else {}
         if origins is not None and details.get("previous_origin", origin) not in origins:
@@ -183,9 +184,8 @@ def label_agreement(dataset, hidden: dict[str, float], origins=None) -> dict[str
             continue
         truth = hidden[b] > hidden[a]
         n += 1
-        total += 1
         right += 0.5 if level == 2 else float((level > 2) == truth)
-    return {"label_agreement": right / total, "agreement_pairs": n} if n else None
+    return {"label_agreement": right / n, "agreement_pairs": n} if n else None
 
 
 # ------------------------------------------------------------------------------------------ round
@@ -311,8 +311,9 @@ def _make_round_dataset(args, training_args, model_args, base: str, root: Path, 
         previous = round_dir(root, args.round - 1) / "model"
         model, processor = _load_trained(previous, base, training_args, model_args)
         train = pairs["train"]
-        chosen = [i for i, origin in enumerate(train["origin"]) if origin in args.relabel_origins]
-        kept = [i for i in range(len(train)) if i not in set(chosen)]
+        origins = train["origin"]
+        chosen = [i for i, origin in enumerate(origins) if origin in args.relabel_origins]
+        kept = [i for i, origin in enumerate(origins) if origin not in args.relabel_origins]
         print(f"[data] round {args.round}: the ranker of round {args.round - 1} relabels {len(chosen)} pairs", flush=True)
         relabelled = relabel_with_ranker(
             train.select(chosen), model, processor, round=args.round, num_frames=training_args.num_frames,
@@ -345,6 +346,19 @@ def _dataset_method(args: RoundArguments) -> str:
     )
 
 
+def _load_options(model_args) -> dict[str, Any]:
+    """``trl.ModelConfig`` as keyword arguments of :func:`ssvqa.modeling.load_ranker`."""
+    options: dict[str, Any] = {}
+    if getattr(model_args, "load_in_4bit", False):
+        options["quantization"] = "4bit"
+    elif getattr(model_args, "load_in_8bit", False):
+        options["quantization"] = "8bit"
+    for ours, theirs in (("dtype", "dtype"), ("attn_implementation", "attn_implementation"), ("revision", "model_revision")):
+        if getattr(model_args, theirs, None) is not None:
+            options[ours] = getattr(model_args, theirs)
+    return options
+
+
 def _load_trained(model_dir: Path, base: str, training_args, model_args):
     """A saved round model (an adapter on its base, or full weights), loaded as the round trains:
     same quantization and dtype, on this process's GPU when there is one."""
@@ -352,18 +366,13 @@ def _load_trained(model_dir: Path, base: str, training_args, model_args):
 
     from ssvqa.modeling import load_ranker
 
-    options: dict[str, Any] = {}
-    if getattr(model_args, "load_in_4bit", False):
-        options["quantization"] = "4bit"
-    elif getattr(model_args, "load_in_8bit", False):
-        options["quantization"] = "8bit"
-    if getattr(model_args, "dtype", None):
-        options["dtype"] = model_args.dtype
+    options = _load_options(model_args)
     if torch.cuda.is_available() and not getattr(training_args, "use_cpu", False):
         options["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     if (model_dir / "adapter_config.json").exists():
         return load_ranker(base, adapter=str(model_dir), **options)
-    return load_ranker(str(model_dir), **{k: v for k, v in options.items() if k != "quantization"})
+    # full weights saved by the round itself: a local folder (no Hub revision), never quantized
+    return load_ranker(str(model_dir), **{k: v for k, v in options.items() if k not in ("quantization", "revision")})
 
 
 def _heldout(pairs, args: RoundArguments, seed: int):
@@ -385,15 +394,7 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
 
     from ssvqa.trainer import RankTrainer
 
-    init = dict(training_args.model_init_kwargs or {})
-    if getattr(model_args, "load_in_4bit", False):
-        init.setdefault("quantization", "4bit")
-    elif getattr(model_args, "load_in_8bit", False):
-        init.setdefault("quantization", "8bit")
-    for ours, theirs in (("dtype", "dtype"), ("attn_implementation", "attn_implementation"), ("revision", "model_revision")):
-        value = getattr(model_args, theirs, None)
-        if value not in (None, "auto") or (ours == "dtype" and value == "auto"):
-            init.setdefault(ours, value)
+    init = {**_load_options(model_args), **(training_args.model_init_kwargs or {})}
     # load_ranker turns checkpointing on (non-reentrant, after LoRA); the Trainer must not do it again.
     wants_checkpointing = bool(training_args.gradient_checkpointing or getattr(training_args, "activation_checkpointing", False))
     init.setdefault("gradient_checkpointing", wants_checkpointing)
@@ -408,10 +409,10 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
         peft_config = True
         init.update(lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
                     lora_target=model_args.lora_target_modules or "auto")
-    off = {name: False for name in ("gradient_checkpointing", "activation_checkpointing") if hasattr(training_args, name)}
+    overrides = {name: False for name in ("gradient_checkpointing", "activation_checkpointing") if hasattr(training_args, name)}
     if args.round == 0 and args.first_round_max_steps:
-        off["max_steps"] = args.first_round_max_steps
-    config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), model_init_kwargs=init, **off)
+        overrides["max_steps"] = args.first_round_max_steps
+    config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), model_init_kwargs=init, **overrides)
     return RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config)
 
 
@@ -422,7 +423,7 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) 
     if not args.anchors:
         print("[eval] benchmarks need anchors (set anchors): scores skipped", flush=True)
         return {}
-    from ssvqa.benchmarks import load_benchmark, load_labelled_folder
+    from ssvqa.benchmarks import load_scored
     from ssvqa.evaluation import correlation_report, scatter_plot
     from ssvqa.scorer import QualityScorer
 
@@ -434,26 +435,22 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) 
     if anchors.suffix == ".json" or anchors.is_dir():
         scorer = QualityScorer.from_pretrained(model, anchors, processor=processor, **settings)
     else:
-        rows = load_labelled_folder(anchors.parent, anchors.name)
+        rows = load_scored(anchors)
         picked = QualityScorer.build_anchors(zip(rows["video"], rows["mos"]), k=args.num_anchors)
         scorer = QualityScorer.from_pretrained(model, picked, processor=processor, **settings)
     scorer.save_anchors(here / "model")
     figures: dict[str, Any] = {"benchmarks": {}}
     for spec in args.benchmarks:
-        name, _, root = spec.partition("=")
-        if root:
-            benchmark, _, split = name.partition("/")  # "lsvq/test_1080p=/data/LSVQ" names a split
-            videos = load_benchmark(benchmark, root, split=split or None, on_missing="skip")
-        else:
-            name, path = Path(spec).parent.name, Path(spec)
-            videos = load_labelled_folder(path.parent, path.name)
+        label_file = "=" not in spec
+        name = Path(spec).parent.name if label_file else spec.partition("=")[0]
+        videos = load_scored(spec, on_missing="error" if label_file else "skip")
         scores, errors = scorer.score_with_errors(list(videos["video"]), progress=True)
         mos = [m for v, m in zip(videos["video"], videos["mos"]) if v in scores]
         predicted = [scores[v] for v in videos["video"] if v in scores]
         result = correlation_report(predicted, mos)
         scatter_plot(predicted, mos, here / f"scatter-{name}.png", title=f"round {args.round}: {name}")
         figures["benchmarks"][name] = {k: result[k] for k in ("srcc", "plcc", "krcc", "n")} | {"failed": len(errors)}
-        if not root:
+        if label_file:
             ladders = ladder_srcc(Path(spec), scores)
             if ladders is not None:
                 figures["benchmarks"][name]["ladder_srcc"] = ladders
@@ -595,7 +592,9 @@ def _plot_rounds(output_dir: Path) -> None:
     reports = all_reports(output_dir)
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     try:
-        for key, title in TABLE_COLUMNS[2:7]:
+        for key, title in TABLE_COLUMNS:
+            if key not in PLOTTED:
+                continue
             points = [(r["round"], r["figures"][key]) for r in reports if isinstance(r["figures"].get(key), (int, float))]
             if points:
                 ax.plot(*zip(*points), marker="o", label=title)
