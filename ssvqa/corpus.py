@@ -403,8 +403,7 @@ def make_graded_pool(
             tag = hashlib.sha256(f"{seed}/{index}/{variant.name}".encode()).hexdigest()[:10]
             name = f"{index:04d}-{tag}.mp4"
             if not (out_dir / name).exists():
-                shutil.copyfile(path, out_dir / f".{name}.partial")
-                os.replace(out_dir / f".{name}.partial", out_dir / name)
+                os.replace(path, out_dir / name)  # same file system; the work folder goes afterwards
             rows.append((name, 100.0 * (1 - level / 4), variant.steps[0][0] if variant.steps else "pristine", level, source.name))
     shutil.rmtree(out_dir / ".work", ignore_errors=True)
     lines = ["name,mos,distortion,level,content"] + [f"{n},{q:.1f},{d},{lv},{c}" for n, q, d, lv, c in rows]

@@ -177,3 +177,14 @@ def test_save_pair_splits_round_trip(clips, tmp_path):
         assert a["video_a"] == raw[split]["video_a"]  # the same embedded bytes
         assert again[split]["label"] == loaded[split]["label"] and again[split]["provenance"] == loaded[split]["provenance"]
     assert "Test pairs" in (tmp_path / "copy" / "README.md").read_text()
+
+
+def test_save_pair_splits_embeds_videos_given_as_paths(clips, tmp_path):
+    from ssvqa.pair_dataset import load_pairs, save_pair_splits
+
+    rows = {"video_a": [{"path": str(clips[0]), "bytes": None}], "video_b": [{"path": str(clips[1]), "bytes": None}],
+            "label": [3], "prob": [0.75], "origin": ["distortion"], "content_id": ["c0"], "provenance": ["{}"]}
+    paths_only = datasets.Dataset.from_dict(rows, features=pair_features(decode=False))
+    save_pair_splits({"train": paths_only}, tmp_path / "out", card=CARD)
+    raw = load_pairs(tmp_path / "out", cache_dir=tmp_path / "cache")["train"].cast_column("video_a", datasets.Video(decode=False))
+    assert raw[0]["video_a"]["bytes"] == clips[0].read_bytes()
