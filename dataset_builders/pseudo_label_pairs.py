@@ -3,8 +3,10 @@
 No distortion is applied and no human rated anything: one or more *teachers* score every video,
 and pairs of videos are labelled from those scores (:func:`ssvqa.labels.label_pairs`).
 
-1. **Teachers** (``--teachers``, any of): ``classical`` (:class:`ClassicalAnnotator`, signal
-   measures, no model), ``lmm:MODEL`` (:class:`LMMLevelAnnotator`, a chat video LMM's rating-word
+1. **Teachers** (``--teachers``, any of, space- or comma-separated): ``classical``
+   (:class:`ClassicalAnnotator`, signal measures, no model), ``brisque`` and ``niqe`` (published
+   no-reference image quality models on sampled frames,
+   :mod:`ssvqa.annotators.natural_scene`), ``lmm:MODEL`` (:class:`LMMLevelAnnotator`, a chat video LMM's rating-word
    distribution, zero-shot) and ``ranker:MODEL`` (:class:`RankerAnnotator`, a trained pair ranker
    with its saved ``anchors.json``). Each scores every video with
    :func:`ssvqa.annotators.annotate`, cached by content hash in ``OUTPUT_DIR/.work/annotations``:
@@ -29,6 +31,7 @@ Examples::
 
     ssvqa build-pseudo-pairs videos/ -o pseudo/
     ssvqa build-pseudo-pairs videos/ -o pseudo/ --teachers classical lmm:Qwen/Qwen2.5-VL-7B-Instruct
+    ssvqa build-pseudo-pairs videos/ -o pseudo/ --teachers classical,brisque,niqe
     ssvqa build-pseudo-pairs videos.txt -o pseudo/ --teachers classical ranker:round-1/ --push-to-hub user/pseudo
 """
 
@@ -48,7 +51,7 @@ from ssvqa.video import is_within
 
 
 def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker_options: dict[str, Any] | None = None):
-    """A teacher from its command-line spelling: ``classical``, ``lmm:MODEL`` or ``ranker:MODEL``.
+    """A teacher from its command-line spelling: ``classical``, ``brisque``, ``niqe``, ``lmm:MODEL`` or ``ranker:MODEL``.
 
     >>> make_teacher("classical").name
     'classical'
@@ -58,6 +61,10 @@ def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker
         from ssvqa.annotators.classical import ClassicalAnnotator
 
         return ClassicalAnnotator()
+    if kind in ("brisque", "niqe") and not target:
+        from ssvqa.annotators.natural_scene import BrisqueAnnotator, NiqeAnnotator
+
+        return BrisqueAnnotator() if kind == "brisque" else NiqeAnnotator()
     if kind == "lmm" and target:
         from ssvqa.annotators.lmm import LMMLevelAnnotator
 
@@ -66,7 +73,7 @@ def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker
         from ssvqa.annotators.ranker import RankerAnnotator
 
         return RankerAnnotator.from_pretrained(target, **(ranker_options or {}))
-    raise ValueError(f"unknown teacher {spec!r}: use classical, lmm:MODEL or ranker:MODEL")
+    raise ValueError(f"unknown teacher {spec!r}: use classical, brisque, niqe, lmm:MODEL or ranker:MODEL")
 
 
 @dataclass
@@ -137,8 +144,8 @@ def build_pseudo_pairs(
     """Build this shard of a pseudo-label pair dataset into ``output_dir`` (see the module doc).
 
     ``inputs`` is anything :func:`ssvqa.builder.collect_inputs` reads, or a list of video paths.
-    ``teachers`` are specs (``"classical"``, ``"lmm:MODEL"``, ``"ranker:MODEL"``) or ready
-    annotators. Pairs are made among this shard's videos only.
+    ``teachers`` are specs (``"classical"``, ``"brisque"``, ``"niqe"``, ``"lmm:MODEL"``,
+    ``"ranker:MODEL"``; ``"brisque,niqe"`` names two) or ready annotators. Pairs are made among this shard's videos only.
 
     With an ``accelerator`` (``accelerate launch``), the processes share the scoring (each
     scores a strided share, see :func:`ssvqa.annotators.annotate`) and every process gets the
@@ -147,6 +154,7 @@ def build_pseudo_pairs(
     start = time.monotonic()
     output_dir = Path(output_dir)
     work_dir = Path(work_dir) if work_dir is not None else output_dir / ".work"
+    teachers = [part for t in teachers for part in (t.split(",") if isinstance(t, str) else [t]) if part != ""]
     if not teachers:
         raise ValueError("need at least one teacher")
     annotators = [make_teacher(t) if isinstance(t, str) else t for t in teachers]
@@ -291,8 +299,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options (shared by ``ssvqa build-pseudo-pairs`` and ``python -m``)."""
     what, how = add_builder_arguments(parser, "teachers and labels")
     what.add_argument("--teachers", nargs="+", default=["classical"],
-                      help="classical, lmm:MODEL (zero-shot chat video LMM), ranker:MODEL (trained ranker with "
-                      "anchors.json); default: classical")
+                      help="classical, brisque, niqe (no-reference image quality models on sampled frames), "
+                      "lmm:MODEL (zero-shot chat video LMM), ranker:MODEL (trained ranker with anchors.json); "
+                      "space- or comma-separated; default: classical")
     what.add_argument("--max-pairs-per-video", type=int, default=4, help="pairs each video takes part in, at most (default: 4)")
     what.add_argument("--normalisation", choices=("rank", "zscore"), default="rank", help="teacher score normalisation (default: rank)")
     what.add_argument("--similar", type=float, default=LevelThresholds.similar, help="|z| below this is 'similar' (default: 0.5)")
