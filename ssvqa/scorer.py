@@ -427,7 +427,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", required=True, type=_model_spec, help="ranker folder or Hub id")
     group.add_argument("--adapter", default=None, type=_model_spec, help="LoRA adapter folder or Hub id to load on top of --model")
-    group.add_argument("--anchors", default=None, help=f"an {ANCHORS_FILE} (default: the one saved with the adapter or model)")
+    group.add_argument("--anchors", default=None, type=_anchors_spec, help=f"an {ANCHORS_FILE} (default: the one saved with the adapter or model)")
     group.add_argument("--quantization", choices=["4bit", "8bit"], default=None, help="load the language model quantized")
     group.add_argument("--num-frames", type=int, default=8, help="frames per video (default: 8)")
     group.add_argument(
@@ -448,6 +448,16 @@ def _model_spec(text: str) -> str:
         return local_or_hub_id(text, "model folder")
     except UsageError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _anchors_spec(text: str) -> str:
+    """``--anchors``: a readable anchors file (or a folder holding one) with at least 2 anchors."""
+    path = Path(text)
+    try:
+        _read_anchors(path / ANCHORS_FILE if path.is_dir() else path)
+    except SsvqaError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def scorer_from_args(args: argparse.Namespace, anchors=None) -> QualityScorer:
