@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssvqa.errors import SsvqaError, UsageError, VideoError
+from ssvqa.errors import SsvqaError, TransientError, UsageError, VideoError
 from ssvqa.scoring import anchor_matrix, score_against_anchors, select_anchors
 from ssvqa.video import VIDEO_EXTENSIONS, decode_frames, is_within, list_videos, unusable_reason
 
@@ -300,7 +300,7 @@ class QualityScorer:
         for path in paths:
             try:
                 decoded[path] = self._decode(path)
-            except VideoError as err:
+            except (VideoError, TransientError) as err:
                 failed[path] = err.reason
         return decoded, failed
 

@@ -1,7 +1,8 @@
 """Video I/O: probe metadata, decode sampled frames (torchcodec), resize for model input.
 
 Every failure to read a video raises :class:`ssvqa.errors.VideoError`, which names the file and
-the reason (0-byte file, not a video, audio only, truncated or corrupt).
+the reason (0-byte file, not a video, audio only, truncated or corrupt), or, when the file cannot
+be opened for a reason that may not last (permission, I/O error), :class:`~ssvqa.errors.TransientError`.
 
 Frame sampling. ``decode_frames(path, num_frames=8)`` returns exactly ``num_frames`` frames
 sampled uniformly over the whole video. When the video has fewer frames than asked, frames are
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ssvqa.errors import VideoError
+from ssvqa.errors import TRANSIENT_ERRNOS, TransientError, VideoError
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".y4m", ".flv")
 
@@ -68,6 +69,11 @@ def _open(source: VideoSource, num_threads: int = 1, name: str | None = None):
             raise VideoError(path, reason)
         if path.stat().st_size == 0:
             raise VideoError(path, "0-byte file")
+        try:  # a permission or I/O error says nothing about the video: the decoder would call it corrupt
+            os.close(os.open(path, os.O_RDONLY))
+        except OSError as err:
+            kind = TransientError if err.errno in TRANSIENT_ERRNOS else VideoError
+            raise kind(path, f"cannot be read: {err.strerror or err}") from err
         target = str(path)
     try:
         # "exact" scans the file once: frame counts and timestamps come from the content, not

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import re
 import signal
 import subprocess
@@ -106,6 +107,27 @@ def test_a_faulty_render_is_retried_and_the_rerun_equals_an_uninterrupted_run(so
 
     report = build_distortion_pairs(sources, out, **OPTIONS)  # the fault is gone
     assert report.ran == 1 and report.reused == 2 and not report.retry and not report.skipped
+    assert read_rows(out) == read_rows(reference)
+
+
+def test_an_unreadable_source_is_retried_not_skipped(sources, reference, tmp_path, monkeypatch, capsys):
+    """EACCES (simulated: the tests run as root, which permissions do not stop)."""
+    real_open = os.open
+
+    def denying_open(path, flags, *args, **kwargs):
+        if str(path).endswith(FAULTY):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    out = tmp_path / "pairs"
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "open", denying_open)
+        code = cli_main(["build-distortion-pairs", str(sources), "-o", str(out), *CLI_OPTIONS])
+    captured = capsys.readouterr()
+    assert code == 1 and f"{FAULTY}: cannot be read: Permission denied" in captured.out
+    assert not list((out / ".work" / "skipped").glob("*.json"))
+    report = build_distortion_pairs(sources, out, **OPTIONS)
+    assert report.ran == 1 and not report.retry and not report.skipped
     assert read_rows(out) == read_rows(reference)
 
 
