@@ -39,6 +39,7 @@ A builder turns input videos into pairs. Three things do not depend on how pairs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -46,6 +47,8 @@ import os
 import re
 import secrets
 import shutil
+import signal
+import threading
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -375,12 +378,20 @@ def run_resumable(
                 bar.update(1)
         else:
             context = multiprocessing.get_context("spawn")  # fork is unsafe once torch threads exist
+            others = set(multiprocessing.active_children())
             with ProcessPoolExecutor(max_workers=num_proc, mp_context=context) as pool:
-                futures = {pool.submit(_run_one, worker, item, attempts[item.key]): item for item in todo}
-                for future in as_completed(futures):
-                    item = futures[future]
-                    _record(work_dir, item, fingerprint, attempts[item.key], future.result(), retry)
-                    bar.update(1)
+                with _sigint_ignored():  # workers (spawned by submit) leave Ctrl-C to this process
+                    futures = {pool.submit(_run_one, worker, item, attempts[item.key]): item for item in todo}
+                try:
+                    for future in as_completed(futures):
+                        item = futures[future]
+                        _record(work_dir, item, fingerprint, attempts[item.key], future.result(), retry)
+                        bar.update(1)
+                except BaseException:  # Ctrl-C: stop the workers now; a rerun does what they had
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for child in set(multiprocessing.active_children()) - others:
+                        child.terminate()
+                    raise
 
     finished, skipped = [], []
     for item in items:
@@ -393,6 +404,20 @@ def run_resumable(
         else:
             skipped.append(Skipped(item.key, item.name, record["reason"], record["final"]))
     return MapResult(finished, skipped, ran=len(todo), reused=reused)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while worker processes start (they inherit it), so a Ctrl-C reaches only
+    this process, which stops cleanly, instead of printing a traceback from every worker."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _attempt_dir(work_dir: Path, item: InputItem) -> Path:

@@ -133,18 +133,29 @@ def test_score_names_odd_entries_with_their_reason(folder, tmp_path, capsys):
         assert reason in errors[name]
 
 
-def test_ctrl_c_ends_in_one_line_and_exit_130_then_the_rerun_resumes(folder, tmp_path):
+@pytest.mark.parametrize("num_proc", [1, 2])
+def test_ctrl_c_ends_in_one_line_and_exit_130_then_the_rerun_resumes(tmp_path, num_proc):
+    from conftest import make_video
+
+    folder = tmp_path / "videos"  # four sources: when the first is done, one has not even started
+    for i, source in enumerate(["testsrc2", "mandelbrot", "smptebars", "rgbtestsrc"]):
+        make_video(folder / f"{i}.mp4", size="96x72", rate=10, duration=0.5, source=source)
     out = tmp_path / "pairs"
-    command = [sys.executable, "-m", "dataset_builders.distortion_pairs", str(folder), "-o", str(out), *FAST]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "dataset_builders.distortion_pairs", str(folder), "-o", str(out), *FAST,
+               "--num-proc", str(num_proc)]
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches the group (workers, ffmpeg).
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     done = out / ".work" / "done"
     deadline = time.monotonic() + 120
     while not (done.is_dir() and any(done.glob("*.json"))):
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)  # to Python only, as a terminal's Ctrl-C is
+    os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130  # the second source takes seconds to render: it was still running
+    assert process.returncode == 130
     assert "Traceback" not in err and "interrupted; rerun the same command to resume" in err
+    finished = len(list(done.glob("*.json")))
+    assert finished < 4
     code = cli_main(["build-distortion-pairs", str(folder), "-o", str(out), *FAST])
-    assert code == 0 and len(list(done.glob("*.json"))) == 2
+    assert code == 0 and len(list(done.glob("*.json"))) == 4
