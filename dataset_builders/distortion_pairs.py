@@ -40,7 +40,10 @@ path escaping its root, ...) are listed with their reason in ``skipped-*.jsonl``
 Scale: ``--num-proc`` worker processes; ``--shard-index/--num-shards`` split the inputs across
 machines (each writes its own ``data/<split>-<shard>-of-<n>.parquet`` into one folder or repo).
 Interrupted runs resume: finished sources (kept in ``OUTPUT_DIR/.work``, never uploaded) are not
-rendered again, and the result equals an uninterrupted run.
+rendered again, and the result equals an uninterrupted run. A source that failed for a reason
+that may not last (ffmpeg killed or interrupted, disk full, permission or I/O error) is not
+skipped: it is listed, the command exits 1, and a rerun tries it again. The command also exits 1
+when no pair was made, and 2 for a usage error (unknown type, missing input, ...).
 
 Examples::
 
