@@ -22,19 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-
-def level_for_gap(gap: int) -> int:
-    from dataset_builders.distortion_pairs import level_for_gap as builder_level
-
-    return builder_level(gap)
 
 
 def prepare(args) -> tuple[list[str], list[str], dict]:
@@ -67,6 +60,7 @@ def prepare(args) -> tuple[list[str], list[str], dict]:
 
 def pair_row(frames, clip, kind, first, second):
     """A pair (first level, second level) with the builder's label: the less distorted is better."""
+    from dataset_builders.distortion_pairs import level_for_gap
     from ssvqa.labels import LEVELS, level_prob
 
     gap = abs(first - second)
