@@ -81,6 +81,7 @@ class RoundArguments:
     pseudo_pairs_per_video: int = field(default=4, metadata={"help": "generate_data: pseudo pairs per pool video."})
     relabel_origins: list[str] = field(default_factory=lambda: ["pseudo"], metadata={"help": "Pairs of these origins are relabelled in rounds > 0."})
     drop_below_confidence: float | None = field(default=None, metadata={"help": "Rounds > 0: drop relabelled pairs the ranker is less sure of than this (0.5-1)."})
+    vision_warm_start_steps: int = field(default=0, metadata={"help": "Round 0 from a randomly initialised base: first train its vision tower alone for this many steps to rank the exact-label pairs (eval_origins) with a throw-away cosine head (ssvqa.warm_start); stands in for a pretrained encoder. 0: off."})
     first_round_max_steps: int | None = field(default=None, metadata={"help": "Round 0 starts from the base model and may need longer: its max_steps (default: max_steps)."})
     init_from: str = field(default="previous", metadata={"help": "Round k > 0 starts from 'previous' (round k-1's model) or 'base'."})
     eval_origins: list[str] = field(default_factory=lambda: ["distortion", "mos"], metadata={"help": "Test pairs of these origins (exact labels) give held-out pair accuracy."})
@@ -118,7 +119,8 @@ def generate_data(args: RoundArguments, data_dir: Path, seed: int = 0) -> dict[s
       (:func:`ssvqa.corpus.make_graded_pool`) -> ``pseudo-pairs/`` labelled by the teachers
       (all pool videos are training data; the teachers never see the hidden quality);
     * ``heldout/``: graded versions of yet other clips, the scored set for SRCC;
-    * ``anchors/``: five versions (levels 0-4) of training clips, the anchors of the scores.
+    * ``anchors/``: one version of each of five training clips, at levels 0-4 in turn (each a
+      random type of ``distortion_types``): the scores' anchors span quality, contents and types.
 
     Returns the ``RoundArguments`` fields it fills: ``pair_datasets``, ``benchmarks``,
     ``anchors``, ``hidden_quality``.
@@ -154,8 +156,9 @@ def generate_data(args: RoundArguments, data_dir: Path, seed: int = 0) -> dict[s
     # every level of every held-out clip: the scores of each clip's ladder should fall with severity
     heldout = make_graded_pool(heldout_clips, data_dir / "heldout", types=args.distortion_types,
                                versions_per_source=5, seed=seed + 2)
-    anchors = make_graded_pool(train_clips[:5], data_dir / "anchors", types=args.distortion_types[:1],
-                               versions_per_source=5, seed=seed + 3)
+    anchor_clips = train_clips[:5]
+    spread = [round(4 * i / max(1, len(anchor_clips) - 1)) for i in range(len(anchor_clips))]  # levels 0..4
+    anchors = make_graded_pool(anchor_clips, data_dir / "anchors", types=args.distortion_types, levels=spread, seed=seed + 3)
     return {"pair_datasets": [str(distortion_dir), str(pseudo_dir)], "benchmarks": [str(heldout)],
             "anchors": str(anchors), "hidden_quality": str(pool)}
 
@@ -251,6 +254,8 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     complete = [c for c in checkpoints if (c / "trainer_state.json").exists()]
     if complete and state.is_main_process:
         print(f"[train] resuming round {args.round} from {complete[-1].name}", flush=True)
+    if args.round == 0 and args.vision_warm_start_steps and not complete:  # a checkpoint holds the warmed weights
+        _warm_start(args, training_args, trainer, trainer.train_dataset)  # video columns as bytes, not decoded
     trainer.train(resume_from_checkpoint=str(complete[-1]) if complete else None)
 
     # 3. evaluate
@@ -426,6 +431,24 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
     return RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config)
 
 
+def _warm_start(args: RoundArguments, training_args, trainer, train) -> None:
+    """:func:`ssvqa.warm_start.warm_start_vision` on the round's exact-label training pairs.
+    Every process runs it with the same seed and data (no process waits on another)."""
+    from ssvqa.warm_start import warm_start_vision
+
+    exact = train.select([i for i, origin in enumerate(train["origin"]) if origin in args.eval_origins])
+    exact = exact.select_columns(["video_a", "video_b", "prob"])
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    print(f"[train] warm start of the vision tower: {args.vision_warm_start_steps} steps on {len(exact)} exact-label pairs",
+          flush=True)
+    history = warm_start_vision(model, trainer.processing_class, exact, steps=args.vision_warm_start_steps,
+                                num_frames=training_args.num_frames, max_pixels=training_args.max_pixels,
+                                frame_multiple=training_args.frame_multiple, seed=training_args.seed,
+                                log_every=max(1, args.vision_warm_start_steps // 3))
+    tail = history["accuracy"][-20:]
+    print(f"[train] warm start done: head pair accuracy {sum(tail) / len(tail):.2f} over its last {len(tail)} steps", flush=True)
+
+
 def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) -> dict[str, Any]:
     """SRCC/PLCC of the trained ranker's 0-100 scores on each benchmark (first one also top-level),
     and the real-content ladders' SRCC (:mod:`ssvqa.real_ladders`)."""
@@ -448,7 +471,7 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) 
         scorer = QualityScorer.from_pretrained(model, anchors, processor=processor, **settings)
     else:
         rows = load_scored(anchors)
-        picked = QualityScorer.build_anchors(zip(rows["video"], rows["mos"]), k=args.num_anchors)
+        picked = QualityScorer.build_anchors(zip(rows["video"], rows["mos"]), k=min(args.num_anchors, len(rows["video"])))
         scorer = QualityScorer.from_pretrained(model, picked, processor=processor, **settings)
     scorer.save_anchors(here / "model")
     figures: dict[str, Any] = {"benchmarks": {}}

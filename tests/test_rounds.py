@@ -29,7 +29,8 @@ TINY = ROOT / "recipes" / "tiny" / "round.yaml"
 OVERRIDES = [
     "--corpus_clips", "4", "--pool_clips", "4", "--heldout_clips", "3", "--max_steps", "3", "--first_round_max_steps", "3",
     "--save_steps", "2", "--tiny_model", "qwen2_5_vl-tiny", "--max_eval_pairs", "8",
-    "--per_device_train_batch_size", "2", "--logging_steps", "1",
+    "--per_device_train_batch_size", "2", "--logging_steps", "1", "--vision_warm_start_steps", "2",
+    "--distortion_types", "exposure", "noise",
     "--real_ladder_types", "gaussian_blur", "exposure", "--real_ladder_clips", "carphone_pristine",
 ]
 
@@ -79,7 +80,8 @@ def test_rounds_save_artifacts_that_load_back(rounds):
         assert f"Self-improvement round {k}" in card and "heldout_pair_accuracy" in card
         pairs = datasets.load_dataset(str(here / "dataset"), cache_dir=str(out / f"hf-cache-{k}"))
         assert set(pairs) == {"train", "test"} and len(pairs["train"]) == report["figures"]["train_pairs"]
-        assert (here / "model" / "anchors.json").exists()
+        anchors = json.loads((here / "model" / "anchors.json").read_text())
+        assert len(anchors["anchors"]) == 4  # one per anchor clip (the test's 4 training clips), levels spread
         assert report["figures"]["steps"] == 3 and 0 <= report["figures"]["heldout_pair_accuracy"] <= 1
         assert -1 <= report["figures"]["srcc"] <= 1 and 0 <= report["figures"]["label_agreement"] <= 1
         by_type = report["figures"]["real_ladder_srcc_by_type"]
