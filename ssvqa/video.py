@@ -69,6 +69,11 @@ def _open(source: VideoSource, num_threads: int = 1, name: str | None = None):
             raise VideoError(path, "is a directory, not a video file")
         if path.stat().st_size == 0:
             raise VideoError(path, "0-byte file")
+        try:  # torchcodec would name a permission problem a corrupt file
+            with open(path, "rb"):
+                pass
+        except OSError as err:
+            raise VideoError(path, f"cannot be read: {err.strerror or err}") from err
         target = str(path)
     try:
         # "exact" scans the file once: frame counts and timestamps come from the content, not
