@@ -78,6 +78,10 @@ def test_no_traceback_and_a_usable_result(runs, tool):
     assert "Traceback" not in run["output"], run["output"][-3000:]
     assert run["returncode"] in (0, 1), run["output"][-3000:]
     assert run["used"], run["output"][-3000:]
+    # Quiet: no bar with --no-progress, no notice about an optional package, counts in English.
+    if tool == "score":
+        assert "Loading weights" not in run["output"], run["output"][-3000:]
+    assert "gemm_4bit_forward" not in run["output"] and not re.search(r"\b1 videos\b", run["output"])
 
 
 @pytest.mark.parametrize("tool", TOOLS)
