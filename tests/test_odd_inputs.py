@@ -28,11 +28,6 @@ TOOL_OPTIONS = {
 }
 
 
-# Issue 9 item 10 (branch rel-build): folder listings report these instead of dropping them.
-# Until that lands (ssvqa.video.unusable_reason), their cells are expected to fail; remove this then.
-LISTING_FIX = {entry: "list_videos drops it silently until issue 9 item 10 lands" for entry in ("loop.mp4", "folder.mp4")}
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Each tool's exit code, output, and the entries it used (by entry name)."""
@@ -92,10 +87,6 @@ def test_no_traceback_and_a_usable_result(runs, tool):
 @pytest.mark.parametrize("tool", TOOLS)
 @pytest.mark.parametrize("kind", KINDS, ids=[k.entry for k in KINDS])
 def test_cell(runs, kind, tool):
-    import ssvqa.video
-
-    if kind.entry in LISTING_FIX and not hasattr(ssvqa.video, "unusable_reason"):
-        pytest.xfail(LISTING_FIX[kind.entry])
     run = runs[tool]
     expected = kind.expected(tool)
     if kind.twin is not None:
