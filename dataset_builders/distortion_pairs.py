@@ -35,7 +35,10 @@ provenance (distortion, family, variant names, levels, gap, SSIMs, source name a
 
 Inputs: a folder of videos, a list file (one path per line), a video file, or a dataset with a
 Video column (local folder or Hub id; ``--video-column``). Unusable inputs (0-byte, not a video,
-path escaping its root, ...) are listed with their reason in ``skipped-*.jsonl`` and the card.
+truncated, path escaping its root, ...) are listed with their reason in ``skipped-*.jsonl`` and
+the card. Byte-identical inputs are rendered once; the others are listed as duplicates of it.
+Small sources: AV1 is encoded with libaom-av1 under 64 px a side (SVT-AV1 refuses such frames),
+and h265 is not drawn for them (see ``ssvqa.distortions.MIN_SIDE``).
 
 Scale: ``--num-proc`` worker processes; ``--shard-index/--num-shards`` split the inputs across
 machines (each writes its own ``data/<split>-<shard>-of-<n>.parquet`` into one folder or repo).
@@ -72,21 +75,22 @@ from ssvqa.builder import (
     add_builder_arguments,
     builder_kwargs,
     collect_inputs,
+    drop_duplicates,
     fingerprint_of,
     input_key,
     retry_lines,
     run_resumable,
     shard,
 )
-from ssvqa.distortions import CATALOGUE, Variant, render_variants, ssim_many
-from ssvqa.errors import UsageError
+from ssvqa.distortions import CATALOGUE, Variant, probe_source, reference_size, render_variants, ssim_many, unsupported
+from ssvqa.errors import UsageError, VideoError
 from ssvqa.labels import LEVELS, SIMILAR, level_prob
 from ssvqa.pair_dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
 from ssvqa.video import content_hash, is_within, probe
 
 DEFAULT_MAX_PIXELS = 640 * 360
 SIMILAR_SSIM = 0.999  # a variant at least this close to the reference is "similar" to it
-RESULT_VERSION = 1  # bump when the per-source results change meaning: older ones are redone
+RESULT_VERSION = 2  # bump when the per-source results change meaning: older ones are redone
 
 
 @dataclass(frozen=True)
@@ -169,9 +173,15 @@ def severity_gap(better: Variant, worse: Variant) -> int:
     return sum(worse.severity(n) - better.severity(n) for n in names)
 
 
-def plan_variants(rng: random.Random, config: DistortionPairsConfig) -> tuple[list[str], list[Variant]]:
-    """The distortion types of one source and its variants (pristine first)."""
-    candidates = config.candidates
+def plan_variants(
+    rng: random.Random, config: DistortionPairsConfig, size: tuple[int, int] | None = None
+) -> tuple[list[str], list[Variant]]:
+    """The distortion types of one source and its variants (pristine first).
+
+    With the reference's ``size`` (width, height), types that cannot be rendered at that size
+    (:func:`ssvqa.distortions.unsupported`: h265 under 64 px a side) are not drawn.
+    """
+    candidates = [name for name in config.candidates if size is None or unsupported(name, size) is None]
     types = sorted(rng.sample(candidates, min(config.types_per_source, len(candidates))))
     variants = [Variant(())]
     for name in types:
@@ -252,10 +262,15 @@ def process_source(item: InputItem, out_dir: Path, *, config: DistortionPairsCon
         VideoError: the source is unusable (the builder lists it as skipped with the reason).
     """
     info = probe(item.path)  # decodes the index: 0-byte, truncated, audio-only files fail here
+    source = probe_source(item.path)
+    size = reference_size(source.width, source.height, config.max_pixels)
+    reasons = [unsupported(name, size) for name in config.candidates]
+    if all(reasons):
+        raise VideoError(item.path, "; ".join(reasons))
     sha = content_hash(item.path)
     content_id = sha[:16]
     rng = random.Random(f"{config.seed}:{sha}")
-    types, variants = plan_variants(rng, config)
+    types, variants = plan_variants(rng, config, size)
     noise_seed = (int(sha[:8], 16) + config.seed) % 2**31
     rendered = render_variants(
         item.path, variants, out_dir, seed=noise_seed, max_pixels=config.max_pixels, threads=config.threads
@@ -384,9 +399,10 @@ def build_distortion_pairs(
     else:
         items = [InputItem(input_key(str(p)), Path(p), str(p)) for p in inputs]
         found = Inputs(shard(items, shard_index, num_shards), [])
+    unique, duplicates = drop_duplicates(found.items)
 
     mapped = run_resumable(
-        found.items,
+        unique,
         functools.partial(process_source, config=config),
         work_dir=work_dir,
         num_proc=num_proc,
@@ -410,7 +426,7 @@ def build_distortion_pairs(
                     provenance=pair["provenance"],
                 )
             )
-    skipped = sorted([*found.skipped, *(s for s in mapped.skipped if s.final)], key=lambda s: s.key)
+    skipped = sorted([*found.skipped, *duplicates, *(s for s in mapped.skipped if s.final)], key=lambda s: s.key)
     arguments = {
         "inputs": [str(p) for p in inputs] if not isinstance(inputs, (str, Path)) else str(inputs),
         "video_column": video_column,

@@ -29,7 +29,8 @@ and pairs of videos are labelled from those scores (:func:`ssvqa.labels.label_pa
 Rows have ``origin = "pseudo"``, ``content_id`` = the two videos' content ids joined by ``+``, and
 a JSON provenance with each teacher's raw and normalised score of both videos, the combined
 scores, spreads and ``z``, the videos' names and hashes, and the seed. Unusable inputs (0-byte,
-not a video, ...) are listed with their reason in ``skipped-*.jsonl`` and the card.
+not a video, truncated, ...) are listed with their reason in ``skipped-*.jsonl`` and the card, and
+so is every byte-identical copy of an input used (it would only repeat that input's pairs).
 
 Examples::
 
@@ -49,7 +50,17 @@ from typing import Any, Sequence
 
 from ssvqa.annotators.base import annotate
 from ssvqa.annotators.external import ExternalScores
-from ssvqa.builder import InputItem, Inputs, Skipped, add_builder_arguments, builder_kwargs, collect_inputs, input_key, shard
+from ssvqa.builder import (
+    InputItem,
+    Inputs,
+    Skipped,
+    add_builder_arguments,
+    builder_kwargs,
+    collect_inputs,
+    drop_duplicates,
+    input_key,
+    shard,
+)
 from ssvqa.errors import UsageError
 from ssvqa.labels import LEVELS, NORMALISATIONS, LevelThresholds, label_pairs
 from ssvqa.pair_dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
@@ -90,7 +101,7 @@ class PseudoPairsReport:
     counts: dict[str, dict[str, int]]  # split -> level -> pairs
     videos: int  # videos every teacher scored
     label_counts: dict[str, Any]  # per split: label_pairs' counts (sampled, dropped_disagreement, kept, ...)
-    teachers: dict[str, dict[str, int]]  # teacher -> {"scored": now, "cached": from the cache}
+    teachers: dict[str, dict[str, int]]  # teacher -> {"scored": now, "failed": now, "cached": scores or failures reused}
     skipped: list[dict[str, Any]]
     seconds: float
     shard_index: int = 0
@@ -112,7 +123,8 @@ class PseudoPairsReport:
             f"{self.videos} videos in {self.seconds:.1f} s ({self.dropped_disagreement} dropped: teachers disagreed).",
         ]
         for name, done in self.teachers.items():
-            lines.append(f"  teacher {name}: {done['scored']} videos scored now, {done['cached']} from the cache")
+            failed = f", {done['failed']} could not be scored" if done["failed"] else ""
+            lines.append(f"  teacher {name}: {_videos(done['scored'])} scored now, {done['cached']} from the cache{failed}")
         for split, levels in self.counts.items():
             lines.append(f"  {split:5s} " + ", ".join(f"{name} {levels.get(name, 0)}" for name in LEVELS))
         for name, entries in self.unknown_videos.items():
@@ -188,7 +200,8 @@ def build_pseudo_pairs(
     else:
         items = [InputItem(input_key(str(p)), Path(p), str(p)) for p in inputs]
         found = Inputs(shard(items, shard_index, num_shards), [])
-    items = sorted(found.items, key=lambda item: item.key)
+    unique, duplicates = drop_duplicates(found.items)
+    items = sorted(unique, key=lambda item: item.key)
     paths = [str(item.path) for item in items]
 
     # 1. every teacher scores every video (cached by content hash)
@@ -203,7 +216,9 @@ def build_pseudo_pairs(
         hashes.update(result.hashes)
         for path, reason in result.skipped.items():
             failures.setdefault(path, reason if len(annotators) == 1 else f"{annotator.name}: {reason}")
-        done[annotator.name] = {"scored": result.num_scored, "cached": result.num_cached}
+        done[annotator.name] = {
+            "scored": result.num_scored - result.num_failed, "failed": result.num_failed, "cached": result.num_cached
+        }
     unknown: dict[str, list[str]] = {}
     for teacher in external:
         matched = teacher.match({str(item.path): item.name for item in items})
@@ -217,11 +232,11 @@ def build_pseudo_pairs(
                 hashes[path] = content_hash(path)
         if matched.unknown:
             unknown[teacher.name] = matched.unknown
-        done[teacher.name] = {"scored": 0, "cached": len(teacher_scores_by_path)}
+        done[teacher.name] = {"scored": 0, "failed": 0, "cached": len(teacher_scores_by_path)}
     # A video is used only when every teacher scored it: teachers are normalised over one set.
     usable = [p for p in paths if p not in failures]
     teacher_scores = {name: {p: scores[p] for p in usable} for name, scores in teacher_scores.items()}
-    skipped = list(found.skipped) + [Skipped(item.key, item.name, failures[str(item.path)]) for item in items if str(item.path) in failures]
+    skipped = list(found.skipped) + duplicates + [Skipped(item.key, item.name, failures[str(item.path)]) for item in items if str(item.path) in failures]
     skipped.sort(key=lambda s: s.key)
 
     # 2. split first, by content; 3. pairs within each split
@@ -295,6 +310,10 @@ def build_pseudo_pairs(
             commit_message=f"Pseudo-label pairs, shard {shard_index + 1} of {num_shards}",
         )
     return report
+
+
+def _videos(count: int) -> str:
+    return f"{count} video" if count == 1 else f"{count} videos"
 
 
 def _card(names, thresholds, disagreement, normalisation, counts, arguments, license) -> DatasetCardInfo:

@@ -17,7 +17,10 @@ A builder turns input videos into pairs. Three things do not depend on how pairs
    must be rejected before any work (a path escaping its root, a row without a video) come back
    as :class:`Skipped` with the reason.
 
-2. :func:`shard` splits the inputs across machines by key, identically on every machine.
+2. :func:`shard` splits the inputs across machines by key, identically on every machine, and
+   :func:`drop_duplicates` keeps one input per content: byte-identical files (same SHA-256) are
+   used once, the others reported as skipped with the name of the one kept. Only this shard's
+   inputs are compared (comparing across machines would mean reading every input on each).
 
 3. :func:`run_resumable` runs a worker function over the inputs, in a process pool, with a
    progress bar, persisting each finished input under the work folder::
@@ -56,7 +59,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from ssvqa.errors import TRANSIENT_ERRNOS, InputNotFoundError, TransientError, UsageError, VideoError
-from ssvqa.video import VIDEO_EXTENSIONS, is_within, list_videos
+from ssvqa.video import VIDEO_EXTENSIONS, content_hash, is_within, list_videos
 
 T = TypeVar("T")
 
@@ -115,6 +118,31 @@ def shard(items: Sequence[T], index: int, num: int, key: Callable[[T], str] = la
     if num < 1 or not 0 <= index < num:
         raise UsageError(f"shard index must be within 0..num_shards-1, got {index} of {num}")
     return [item for i, item in enumerate(sorted(items, key=key)) if i % num == index]
+
+
+def drop_duplicates(items: Sequence[InputItem]) -> tuple[list[InputItem], list[Skipped]]:
+    """Keep one input per content: of byte-identical files, the one with the first key.
+
+    Returns the inputs kept (in the order given) and a :class:`Skipped` for each other twin,
+    naming the one kept. A file that cannot be read is kept: the worker reports why.
+    """
+    kept: list[InputItem] = []
+    skipped: list[Skipped] = []
+    first: dict[str, InputItem] = {}
+    for item in sorted(items, key=lambda item: item.key):
+        try:
+            digest = content_hash(item.path)
+        except OSError:
+            digest = None
+        if digest is not None and digest in first:
+            twin = first[digest]
+            skipped.append(Skipped(item.key, item.name, f"duplicate of {twin.name} (byte-identical, SHA-256 {digest[:16]}…): used once"))
+        else:
+            if digest is not None:
+                first[digest] = item
+            kept.append(item)
+    order = {item.key: i for i, item in enumerate(items)}
+    return sorted(kept, key=lambda item: order[item.key]), skipped
 
 
 # --------------------------------------------------------------------------- inputs

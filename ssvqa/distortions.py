@@ -103,9 +103,9 @@ CATALOGUE: dict[str, Distortion] = {
     for d in (
         # -- compression: the codec at a constant rate factor (higher CRF = coarser quantisation)
         Distortion("h264", "compression", (32, 38, 44, 50), "H.264 (libx264, preset veryfast) at CRF 32/38/44/50"),
-        Distortion("h265", "compression", (32, 38, 44, 50), "H.265/HEVC (libx265, preset superfast) at CRF 32/38/44/50"),
+        Distortion("h265", "compression", (32, 38, 44, 50), "H.265/HEVC (libx265, preset superfast) at CRF 32/38/44/50; frames of at least 64x64 only"),
         Distortion("vp9", "compression", (40, 48, 56, 63), "VP9 (libvpx-vp9, realtime, cpu-used 6) at CRF 40/48/56/63"),
-        Distortion("av1", "compression", (44, 52, 58, 63), "AV1 (libsvtav1, preset 10) at CRF 44/52/58/63"),
+        Distortion("av1", "compression", (44, 52, 58, 63), "AV1 (libsvtav1, preset 10; libaom-av1, cpu-used 8, for frames under 64 px a side) at CRF 44/52/58/63"),
         # -- spatial: a filter, then a near-lossless encode
         Distortion("gaussian_blur", "spatial", (0.7, 1.5, 3.0, 6.0), "Gaussian blur, sigma 0.7/1.5/3/6 pixels"),
         Distortion("noise", "spatial", (6, 14, 28, 50), "additive temporal Gaussian noise, strength 6/14/28/50 (ffmpeg noise, 0-100)"),
@@ -128,6 +128,14 @@ NEAR_LOSSLESS = ("-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", "-pix_
 
 # Frozen video for "freeze": the pattern repeats every FREEZE_PERIOD seconds.
 FREEZE_PERIOD = 1.0
+
+# Smallest frames (pixels a side) the encoders handle. SVT-AV1 refuses smaller ones (48x48 fails,
+# 64x64 works), so AV1 falls back to libaom-av1 there (:func:`_encoder`). x265 3.5 (Debian) refuses
+# sides under 16 px and aborts (heap corruption, "free(): invalid next size") on most frames 34-48
+# px wide, whatever the height; there is no other HEVC encoder, so h265 is not drawn for frames
+# under 64 px a side (:func:`unsupported`).
+SVT_AV1_MIN_SIDE = 64
+MIN_SIDE = {"h265": ("libx265", 64)}  # distortion -> (its encoder, smallest side)
 
 # One ffmpeg process holds an encoder per output: measured ~55 MB per output at 720p (x264,
 # VP9, x265; SVT-AV1 ~160 MB). Outputs are grouped so one process encodes at most this many
@@ -190,6 +198,20 @@ class Variant:
                 raise ValueError(f"not a variant name: {name!r}")
             steps.append((distortion, int(level)))
         return cls(tuple(steps))
+
+
+def unsupported(name: str, size: tuple[int, int]) -> str | None:
+    """Why distortion ``name`` cannot be rendered on frames of ``size`` (width, height), or None.
+
+    >>> unsupported("h265", (48, 48))
+    'h265 (libx265) needs frames of at least 64x64 pixels; this source renders at 48x48'
+    >>> unsupported("av1", (48, 48)) is None  # libaom-av1 encodes small frames
+    True
+    """
+    encoder, side = MIN_SIDE.get(name, (None, 0))
+    if min(size) >= side:
+        return None
+    return f"{name} ({encoder}) needs frames of at least {side}x{side} pixels; this source renders at {size[0]}x{size[1]}"
 
 
 def ladder(name: str) -> list[Variant]:
@@ -316,17 +338,27 @@ def _filter(name: str, value, size: tuple[int, int], rate: Fraction, seed: int) 
     if name == "sharpen":
         return f"unsharp=lx=7:ly=7:la={value}:cx=7:cy=7:ca=0"
     if name == "frame_rate":
-        # Keep every value-th frame; fps=R then repeats each kept frame to fill the gaps.
+        # Keep every value-th frame; fps=R then repeats each kept frame to fill the gaps. As the
+        # first filter of a branch it sees the source's own frames (see _branch_chain).
         return f"select='not(mod(n,{value}))',fps={_rate_text(rate)}"
     if name == "freeze":
+        # Keep the frames shown in the first part of every period (by presentation time, so a
+        # variable-frame-rate source freezes for the same time), then repeat the last one kept.
+        # On constant-rate frames t*R+0.5 is n+0.5: the frame numbers kept are those below
+        # period - frozen within each period.
         period = max(2, round(float(rate) * FREEZE_PERIOD))
         frozen = min(period - 1, max(1, round(value * period)))
-        return f"select='lt(mod(n,{period}),{period - frozen})',fps={_rate_text(rate)}"
+        return f"select='lt(mod(t*{float(rate)!r}+0.5,{period}),{period - frozen})',fps={_rate_text(rate)}"
     raise ValueError(f"{name} is not a spatial or temporal distortion")
 
 
-def _encoder(name: str | None, value, threads: int) -> list[str]:
-    """Encoder arguments: the codec of a compression step, or the near-lossless encode (None)."""
+def _encoder(name: str | None, value, threads: int, size: tuple[int, int]) -> list[str]:
+    """Encoder arguments: the codec of a compression step, or the near-lossless encode (None).
+
+    ``size`` is the (width, height) of the frames: SVT-AV1 refuses frames under
+    :data:`SVT_AV1_MIN_SIDE` pixels a side, so those are encoded with libaom-av1 (same CRF
+    scale, 0-63) instead.
+    """
     threads = max(1, int(threads))
     if name is None:
         return [*NEAR_LOSSLESS, "-threads", str(threads)]
@@ -341,6 +373,11 @@ def _encoder(name: str | None, value, threads: int) -> list[str]:
         return [
             "-c:v", "libvpx-vp9", "-b:v", "0", "-crf", str(value), "-deadline", "realtime", "-cpu-used", "6",
             "-row-mt", "1", "-pix_fmt", "yuv420p", "-threads", str(threads),
+        ]
+    if name == "av1" and min(size) < SVT_AV1_MIN_SIDE:
+        return [
+            "-c:v", "libaom-av1", "-cpu-used", "8", "-crf", str(value), "-b:v", "0", "-row-mt", "1",
+            "-pix_fmt", "yuv420p", "-threads", str(threads),
         ]
     if name == "av1":
         return ["-c:v", "libsvtav1", "-preset", "10", "-crf", str(value), "-pix_fmt", "yuv420p", "-svtav1-params", f"lp={threads}"]
@@ -369,12 +406,12 @@ def _stages(variant: Variant, size, rate, seed: int, threads: int) -> list[_Stag
     for name, level in variant.steps:
         distortion = CATALOGUE[name]
         if distortion.family == "compression":
-            stages.append(_Stage(tuple(filters), tuple(_encoder(name, distortion.value(level), threads))))
+            stages.append(_Stage(tuple(filters), tuple(_encoder(name, distortion.value(level), threads, size))))
             filters = []
         else:
             filters.append(_filter(name, distortion.value(level), size, rate, seed))
     if filters or not stages:
-        stages.append(_Stage(tuple(filters), tuple(_encoder(None, None, threads))))
+        stages.append(_Stage(tuple(filters), tuple(_encoder(None, None, threads, size))))
     return stages
 
 
@@ -466,6 +503,10 @@ def render_variants(
         return paths
     info = probe_source(source)
     size = reference_size(info.width, info.height, max_pixels)
+    for variant in todo.values():
+        for name, _ in variant.steps:
+            if (reason := unsupported(name, size)) is not None:
+                raise VideoError(source, reason)
     out_dir.mkdir(parents=True, exist_ok=True)
     plans = {name: _stages(v, size, info.rate, seed, threads) for name, v in todo.items()}
     token = secrets.token_hex(4)
@@ -489,12 +530,25 @@ def render_variants(
 
 
 def _prepare_chain(info: SourceInfo, size: tuple[int, int]) -> str:
-    """Source frames -> reference frames: constant rate, fitted size, 8-bit 4:2:0, square pixels."""
+    """Source frames -> fitted size, 8-bit 4:2:0, square pixels; the constant rate comes per
+    branch (:func:`_branch_chain`)."""
     width, height = size
-    return (
-        f"setpts=PTS-STARTPTS,fps={_rate_text(info.rate)},"
-        f"scale={width}:{height}:flags=bicubic,format=yuv420p,setsar=1"
-    )
+    return f"setpts=PTS-STARTPTS,scale={width}:{height}:flags=bicubic,format=yuv420p,setsar=1"
+
+
+def _branch_chain(filters: Sequence[str], rate: Fraction) -> str:
+    """The filters of a first stage, on the source's own frames.
+
+    Frames become constant-rate (``fps=R``) first, except when the first filter is temporal:
+    then it drops *source* frames and its own ``fps=R`` fills the gaps. On a variable-frame-rate
+    source, ``fps=R`` repeats frames where the source is slower than R; dropping every k-th of
+    those repeats would cost nothing whenever k matches their pattern, and a milder frame-rate
+    level could then look worse than a stronger one. On a constant-rate source both orders give
+    the same frames.
+    """
+    if filters and filters[0].startswith("select="):
+        return ",".join(filters)
+    return ",".join([f"fps={_rate_text(rate)}", *filters])
 
 
 def _render_first_stages(source: Path, info: SourceInfo, size, plans: dict, temp: dict, threads: int) -> None:
@@ -504,7 +558,7 @@ def _render_first_stages(source: Path, info: SourceInfo, size, plans: dict, temp
     outputs: list[str] = []
     for i, name in enumerate(names):
         stage = plans[name][0]
-        graph.append(f"[s{i}]{','.join(stage.filters) or 'null'}[o{i}]")
+        graph.append(f"[s{i}]{_branch_chain(stage.filters, info.rate)}[o{i}]")
         outputs += ["-map", f"[o{i}]", *stage.encoder, *_OUTPUT_COMMON, str(temp[name][0])]
     cmd = [
         "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning", "-y",
@@ -543,7 +597,7 @@ def bare_commands(
         stages = _stages(variant, size, info.rate, seed, threads)
         if len(stages) != 1:
             raise ValueError(f"{variant.name}: only single-encode variants have a bare command")
-        chain = ",".join([_prepare_chain(info, size), *stages[0].filters])
+        chain = ",".join([_prepare_chain(info, size), _branch_chain(stages[0].filters, info.rate)])
         commands.append([
             "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning", "-y",
             "-threads", str(threads), "-i", str(source), "-filter_threads", str(threads), "-vf", chain,

@@ -24,6 +24,7 @@ train -> eval -> train works. GPUs are unaffected.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -347,6 +348,19 @@ def _disable_cpu_weight_repacking(model) -> int:
             module.support_avx512bf16_for_cpu = False
             count += 1
     return count
+
+
+class _NoKernelsPackageNotice(logging.Filter):
+    """Drops bitsandbytes' warning, at import on AVX512-BF16 CPUs, that the optional ``kernels``
+    package (a Hub-downloaded CPU kernel) is not installed: its own fallback is used, on every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Failed to load CPU gemm_4bit_forward") and "No module named 'kernels'" in message)
+
+
+# Before bitsandbytes is first imported (it is imported only through this module).
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_NoKernelsPackageNotice())
 
 
 def _base_model(model):

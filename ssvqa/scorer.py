@@ -481,7 +481,15 @@ def _anchors_spec(text: str) -> str:
 
 
 def scorer_from_args(args: argparse.Namespace, anchors=None) -> QualityScorer:
-    """A :class:`QualityScorer` from the options of :func:`add_model_arguments`."""
+    """A :class:`QualityScorer` from the options of :func:`add_model_arguments`.
+
+    With ``--no-progress`` (``args.no_progress``), transformers' and the Hub client's bars
+    (e.g. "Loading weights") are turned off too.
+    """
+    if getattr(args, "no_progress", False):
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     device_map = "auto" if torch.cuda.is_available() else None
     return QualityScorer.from_pretrained(
         args.model,

@@ -85,7 +85,31 @@ def _open(source: VideoSource, num_threads: int = 1, name: str | None = None):
         raise VideoError(path, f"not a readable video (unknown format, truncated or corrupt): {_short(err)}") from err
     if not decoder.metadata.num_frames:
         raise VideoError(path, "video stream has no decodable frames")
+    if (reason := truncation(decoder.metadata)) is not None:
+        raise VideoError(path, reason)
     return decoder
+
+
+def truncation(meta) -> str | None:
+    """Why a stream looks cut short, or None: it decodes for less time than its header declares.
+
+    ``meta`` is a torchcodec ``VideoStreamMetadata`` of an ``"exact"`` scan. A file cut at the end
+    whose index survived (MP4/MOV with the ``moov`` atom first) otherwise decodes without any
+    error, just shorter: every tool must refuse it the same way, so this check sits in
+    :func:`_open`. Durations are compared, not frame counts: a stream-copied cut keeps the frames
+    before its edit list in the header's count but not in its duration. One frame or 2 % of the
+    declared duration may be missing (rounding). Matroska/WebM declare no per-stream duration,
+    so a cut one is not detected here.
+    """
+    declared = meta.duration_seconds_from_header
+    begin, end = meta.begin_stream_seconds_from_content, meta.end_stream_seconds_from_content
+    if not declared or begin is None or end is None:
+        return None
+    frame = 1.0 / meta.average_fps_from_header if meta.average_fps_from_header else 0.0
+    if declared - (end - begin) <= max(frame, 0.02 * declared):
+        return None
+    frames = f", {meta.num_frames_from_content} of {meta.num_frames_from_header} frames" if meta.num_frames_from_header else ""
+    return f"truncated: only {end - begin:.2f} of the {declared:.2f} s its header declares can be decoded{frames}"
 
 
 def _short(err: BaseException) -> str:

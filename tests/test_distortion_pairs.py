@@ -240,3 +240,44 @@ def test_push_to_hub_publishes_the_dataset_folder(reference, tmp_path, monkeypat
         assert hub.files("someone/distortion-pairs", revision="round-0") == local
         assert any(name.startswith("data/") for name in local) and "README.md" in local
     assert "hf_secret" not in str(report)
+
+
+def test_small_sources_are_not_dropped_for_the_codec_drawn(tmp_path):
+    import random
+
+    from conftest import make_video
+    from dataset_builders.distortion_pairs import DistortionPairsConfig, plan_variants
+
+    # Under the default draw (3 of 13 types) about 23 % of sources drew av1 and 23 % h265; a
+    # 48x48 source that drew either was skipped whole. Now av1 renders (libaom-av1) and h265 is
+    # not drawn under 64 px a side.
+    draws = [plan_variants(random.Random(seed), DistortionPairsConfig(), (48, 48))[0] for seed in range(300)]
+    assert not any("h265" in types for types in draws)
+    assert 0.15 < sum("av1" in types for types in draws) / len(draws) < 0.35
+    assert all(len(types) == 3 for types in draws)
+
+    small = make_video(tmp_path / "src" / "small.mp4", size="48x48", source="mandelbrot")
+    report = build_distortion_pairs([small], tmp_path / "av1", types=["av1", "h265"], types_per_source=2, levels=[1, 2])
+    rows = [json.loads(row["provenance"]) for split in read_rows(tmp_path / "av1").values() for row in split]
+    assert not report.skipped and {row["distortion"] for row in rows} == {"av1"} and len(rows) == 3
+    only_h265 = build_distortion_pairs([small], tmp_path / "h265", types=["h265"], levels=[1])
+    assert only_h265.num_pairs == 0
+    assert only_h265.skipped[0]["reason"] == "h265 (libx265) needs frames of at least 64x64 pixels; this source renders at 48x48"
+
+
+def test_byte_identical_sources_are_rendered_once(tmp_path):
+    from conftest import make_video
+
+    folder = tmp_path / "videos"
+    make_video(folder / "a.mp4", size="96x64", source="smptebars")
+    make_video(folder / "c.mp4", size="96x64", source="mandelbrot")
+    options = dict(types=["gaussian_blur"], levels=[1, 2], max_pixels=96 * 64, test_fraction=0.0)
+    without = build_distortion_pairs(folder, tmp_path / "without", **options)
+    shutil.copyfile(folder / "a.mp4", folder / "b.mp4")
+    shutil.copyfile(folder / "a.mp4", folder / "sub.mp4")
+    report = build_distortion_pairs(folder, tmp_path / "with", **options)
+    assert report.num_pairs == without.num_pairs == 6 and report.sources == 2
+    assert read_rows(tmp_path / "with") == read_rows(tmp_path / "without")
+    assert {(s["input"], s["reason"].split(" (")[0]) for s in report.skipped} == {
+        ("b.mp4", "duplicate of a.mp4"), ("sub.mp4", "duplicate of a.mp4"),
+    }

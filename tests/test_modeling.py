@@ -214,3 +214,24 @@ def test_8bit_loads_and_compares_on_cpu(saved, pairs):
     assert any(isinstance(m, bnb.nn.Linear8bitLt) for m in model.modules())
     probs = compare(model, processor, *pairs)
     assert probs.shape == (3, 5) and torch.isfinite(probs).all()
+
+
+def test_bitsandbytes_kernels_notice_is_silenced_and_nothing_else():
+    import logging
+    import subprocess
+    import sys
+
+    # bitsandbytes logs it when imported on a CPU with AVX512-BF16 (not every machine): in a fresh
+    # process, ssvqa.modeling first, as every ssvqa program does.
+    done = subprocess.run([sys.executable, "-c", "import ssvqa.modeling, bitsandbytes"], capture_output=True, text=True, check=True)
+    assert "gemm_4bit_forward" not in done.stderr
+    notice = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    records = [
+        logging.LogRecord(notice.name, logging.WARNING, "ops.py", 1, message, args, None)
+        for message, args in [
+            ("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure ...", (ModuleNotFoundError("No module named 'kernels'"),)),
+            ("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure ...", (RuntimeError("kernel version mismatch"),)),
+            ("something else", ()),
+        ]
+    ]
+    assert [all(f.filter(r) for f in notice.filters) for r in records] == [False, True, True]

@@ -131,8 +131,8 @@ def test_rerun_scores_nothing_and_cli_reuses_the_cache(built, corpus, tmp_path, 
     again = build_pseudo_pairs(corpus, out, teachers=["classical"], max_pairs_per_video=4, test_fraction=0.3, seed=0,
                                progress=False, accelerator=PartialState(cpu=True))
     # The 0-byte file is tried once too (its failure is cached, like a score).
-    assert first.teachers["classical"] == {"scored": len(SOURCES) * len(VARIANTS) + 1, "cached": 0}
-    assert again.teachers["classical"] == {"scored": 0, "cached": len(SOURCES) * len(VARIANTS) + 1}
+    assert first.teachers["classical"] == {"scored": len(SOURCES) * len(VARIANTS), "failed": 1, "cached": 0}
+    assert again.teachers["classical"] == {"scored": 0, "failed": 0, "cached": len(SOURCES) * len(VARIANTS) + 1}
     assert again.num_pairs == first.num_pairs and again.counts == first.counts
 
     from ssvqa.cli import main
@@ -187,7 +187,8 @@ def test_build_with_two_teachers_drops_disagreements(built, corpus, tiny_model, 
     # The first build's cache: only the new teacher scores anything.
     report = build_pseudo_pairs(corpus, tmp_path / "two", teachers=["classical", lmm], test_fraction=0.3, progress=False,
                                 work_dir=built[0] / ".work")
-    assert report.teachers["classical"]["scored"] == 0 and report.teachers["lmm"]["scored"] == len(SOURCES) * len(VARIANTS) + 1
+    assert report.teachers["classical"]["scored"] == 0
+    assert report.teachers["lmm"] == {"scored": len(SOURCES) * len(VARIANTS), "failed": 1, "cached": 0}
     counts = report.label_counts["all"]
     assert counts["kept"] + counts["dropped_disagreement"] == counts["sampled"] and counts["kept"] == report.num_pairs
     row = load(tmp_path / "two", tmp_path)["train"][0]

@@ -77,3 +77,23 @@ def test_embedded_bytes_decode_like_the_file_and_errors_use_the_given_name(odd_v
         decode_frames(b"", num_frames=4, name="row-7.mp4")
     with pytest.raises(VideoError, match="row-8.mp4: not a readable video"):
         decode_frames(b"garbage" * 10, num_frames=4, name="row-8.mp4")
+
+
+def test_a_file_cut_short_with_its_index_first_is_refused_but_a_stream_copied_cut_is_not(tmp_path):
+    import subprocess
+
+    whole = tmp_path / "whole.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
+                    "-t", "5", "-c:v", "libx264", "-movflags", "+faststart", str(whole)], check=True)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.3)])
+    # The index survives, so the file opens and decodes a few frames without any error of its own.
+    for read in (probe, lambda path: decode_frames(path, num_frames=4)):
+        with pytest.raises(VideoError, match=r"cut.mp4: truncated: only 1\.\d+ of the 5\.00 s its header declares"):
+            read(cut)
+    # A cut made by stream copy keeps frames before its edit list: more frames than its duration
+    # shows, yet nothing is missing.
+    trimmed = tmp_path / "trimmed.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-ss", "1.5", "-i", str(whole), "-c", "copy", str(trimmed)],
+                   check=True)
+    assert probe(trimmed).duration == pytest.approx(3.5, abs=0.15)

@@ -75,6 +75,7 @@ class AnnotationResult:
         skipped: path -> reason, for every video that could not be scored.
         hashes: path -> content hash (SHA-256 of the file), for every readable file.
         num_scored: videos the annotator was run on in this call, over all processes.
+        num_failed: how many of those it could not score.
         num_cached: videos whose score (or failure) came from the cache.
     """
 
@@ -82,6 +83,7 @@ class AnnotationResult:
     skipped: dict[str, str] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)
     num_scored: int = 0
+    num_failed: int = 0
     num_cached: int = 0
 
 
@@ -220,6 +222,7 @@ def annotate(
         else:
             result.skipped[path] = outcome["error"]
         result.num_cached += bool(outcome["cached"])
+        result.num_failed += outcome["hash"] is not None and not outcome["cached"] and "error" in outcome
     return result
 
 
