@@ -20,3 +20,16 @@ class VideoError(SsvqaError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class CheckpointError(SsvqaError):
+    """A training checkpoint that cannot be restored completely: names the folder and what is wrong.
+
+    >>> CheckpointError("out/checkpoint-20", "2 tensors missing: lm_head.weight, ...")
+    CheckpointError('out/checkpoint-20: 2 tensors missing: lm_head.weight, ...')
+    """
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
