@@ -69,6 +69,9 @@ class RankConfig(TrainingArguments):
             Frame sides are rounded to this multiple (patch 14 x spatial merge 2 for Qwen-VL).
         decode_threads (`int`, defaults to `1`):
             FFmpeg threads per decode in the collator.
+        video_root (`str`, *optional*):
+            The folder that rows holding only a video path (no bytes) are read in; such a path may not
+            leave it. None: every row must hold its videos' bytes (as `load_pairs` returns them).
 
         > Loss
 
@@ -97,6 +100,9 @@ class RankConfig(TrainingArguments):
     max_pixels: int = field(default=112 * 112, metadata={"help": "Pixel budget per frame (aspect kept)."})
     frame_multiple: int = field(default=28, metadata={"help": "Round frame sides to this multiple."})
     decode_threads: int = field(default=1, metadata={"help": "FFmpeg threads per video decode."})
+    video_root: str | None = field(
+        default=None, metadata={"help": "Folder that path-only video rows are read in (None: rows must hold bytes)."}
+    )
     loss_type: Literal["ce", "bt"] = field(
         default="ce", metadata={"help": "ce: cross-entropy over level tokens; bt: fidelity loss on preference."}
     )
@@ -177,6 +183,7 @@ class RankTrainer(Trainer):
                 max_pixels=args.max_pixels,
                 frame_multiple=args.frame_multiple,
                 num_threads=args.decode_threads,
+                video_root=args.video_root,
                 swap_augmentation=args.swap_augmentation,
                 soft_targets=args.soft_targets,
                 label_smoothing=args.label_smoothing,

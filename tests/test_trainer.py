@@ -13,7 +13,7 @@ import torch
 import ssvqa.collator as collator_module
 from conftest import free_port
 from ssvqa.collator import DataCollatorForVideoPairs, soft_target
-from ssvqa.errors import VideoError
+from ssvqa.errors import DatasetRootError
 from ssvqa.labels import LEVEL_WEIGHTS, mirror_level
 from ssvqa.modeling import load_ranker
 from ssvqa.testing import save_tiny_model
@@ -96,7 +96,7 @@ def test_row_paths_may_not_escape_the_video_root(tmp_path, tiny_models, video_fa
     collate = DataCollatorForVideoPairs(processor, video_root=str(tmp_path))
     ok = collate([{"video_a": inside.name, "video_b": inside.name, "label": 2, "prob": 0.5}])
     assert ok["input_ids"].shape[0] == 1
-    with pytest.raises(VideoError, match="escapes the dataset root"):
+    with pytest.raises(DatasetRootError, match="video_a: video path '../../etc/passwd' escapes the dataset's root"):
         collate([{"video_a": "../../etc/passwd", "video_b": inside.name, "label": 2, "prob": 0.5}])
 
 
