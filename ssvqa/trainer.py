@@ -41,6 +41,7 @@ import datasets
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import enable_full_determinism, set_seed
 
 from ssvqa.collator import DataCollatorForVideoPairs
 from ssvqa.errors import CheckpointError
@@ -160,6 +161,10 @@ class RankTrainer(Trainer):
         optimizers=(None, None),
     ):
         args = args or RankConfig(output_dir="ranker")
+        # Seeded before the model is made, as Trainer seeds only in its own __init__: a new LoRA's
+        # initial weights are drawn here, and two runs (or an interrupted one and its resumption)
+        # must draw the same ones.
+        enable_full_determinism(args.seed) if args.full_determinism else set_seed(args.seed)
         self.model_id = model if isinstance(model, str) else getattr(model.config, "_name_or_path", None)
         if isinstance(model, str):
             from ssvqa.modeling import load_ranker
