@@ -30,12 +30,16 @@ Any field of the YAML can be overridden on the command line (``--max_steps 50``)
 import ssvqa  # noqa: F401  (installs the torchvision shim before transformers is imported)
 from trl import ModelConfig, TrlParser
 
+from ssvqa.errors import SsvqaError
 from ssvqa.rounds import RoundArguments, run_round
 from ssvqa.trainer import RankConfig
 
 
 def main(script_args: RoundArguments, training_args: RankConfig, model_args: ModelConfig) -> dict:
-    return run_round(script_args, training_args, model_args)
+    try:
+        return run_round(script_args, training_args, model_args)
+    except SsvqaError as error:  # a refused dataset row, a checkpoint that does not fit: said plainly, exit 1
+        raise SystemExit(f"error: {error}") from None
 
 
 if __name__ == "__main__":

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ssvqa.errors import VideoError
 from ssvqa.labels import LEVEL_WEIGHTS, mirror_level
+from ssvqa.pair_dataset import row_video_file
 from ssvqa.prompts import QUESTION, encode_pairs
-from ssvqa.video import decode_frames, is_within
+from ssvqa.video import decode_frames
 
 
 def soft_target(prob: float) -> list[float]:
@@ -45,15 +43,17 @@ class DataCollatorForVideoPairs:
     so the answer position (the token after "The quality of the second video is") is the last
     position of every row and the model only needs logits there.
 
-    A video may be a path (``str``), or a datasets ``Video(decode=False)`` value
-    ``{"path": ..., "bytes": ...}`` as stored in published pair datasets. Paths without bytes are
-    resolved under ``video_root`` when given, and a path escaping it is refused.
+    A video may be a datasets ``Video(decode=False)`` value ``{"path": ..., "bytes": ...}`` as
+    stored in published pair datasets, or a path (``str``). A video without bytes is read only
+    inside ``video_root``: a relative path resolves there, and a path leaving it (``..``, an
+    absolute path elsewhere, a symlink pointing out), or any path when ``video_root`` is None,
+    raises :class:`~ssvqa.errors.DatasetRootError`.
 
     Example:
 
     ```python
     >>> from ssvqa.collator import DataCollatorForVideoPairs
-    >>> collator = DataCollatorForVideoPairs(processor, num_frames=8, max_pixels=112 * 112)
+    >>> collator = DataCollatorForVideoPairs(processor, num_frames=8, max_pixels=112 * 112, video_root="videos")
     >>> batch = collator([{"video_a": "ref.mp4", "video_b": "blur-3.mp4", "label": 0, "prob": 0.0}])
     >>> batch.keys()
     dict_keys(['input_ids', 'attention_mask', 'pixel_values_videos', 'video_grid_thw', 'level', 'prob', 'target'])
@@ -71,7 +71,8 @@ class DataCollatorForVideoPairs:
         soft_targets: the cross-entropy target is ``soft_target(prob)`` rather than one-hot ``label``.
         label_smoothing: mix the target with the uniform distribution by this much.
         question: the user text of the pair prompt.
-        video_root: folder that relative video paths of rows are resolved in (and may not leave).
+        video_root: the folder that videos given only as paths are read in (and may not leave);
+            None: every row must hold its videos' bytes.
     """
 
     processor: Any
@@ -97,8 +98,8 @@ class DataCollatorForVideoPairs:
         if self.swap_augmentation:
             rows += [_mirrored(row) for row in rows]
         decoded: dict[str, torch.Tensor] = {}
-        videos_a = [self._frames(row["video_a"], decoded) for row in rows]
-        videos_b = [self._frames(row["video_b"], decoded) for row in rows]
+        videos_a = [self._frames(row["video_a"], decoded, "video_a") for row in rows]
+        videos_b = [self._frames(row["video_b"], decoded, "video_b") for row in rows]
         batch = dict(
             encode_pairs(
                 self.processor, videos_a, videos_b, question=self.question, processor_kwargs=self.processor_kwargs
@@ -115,8 +116,8 @@ class DataCollatorForVideoPairs:
         batch.update(level=levels, prob=probs, target=target)
         return batch
 
-    def _frames(self, video: Any, decoded: dict[str, torch.Tensor]) -> torch.Tensor:
-        source, name = self._source(video)
+    def _frames(self, video: Any, decoded: dict[str, torch.Tensor], column: str) -> torch.Tensor:
+        source, name = self._source(video, column)
         key = hashlib.blake2b(source, digest_size=16).hexdigest() if isinstance(source, bytes) else f"path:{source}"
         if key not in decoded:
             decoded[key] = decode_frames(
@@ -131,20 +132,13 @@ class DataCollatorForVideoPairs:
             )
         return decoded[key]
 
-    def _source(self, video: Any) -> tuple[bytes | str, str]:
+    def _source(self, video: Any, column: str) -> tuple[bytes | str, str]:
         """The bytes or path to decode, and the name errors should use."""
         if isinstance(video, Mapping):
             if video.get("bytes"):
                 return video["bytes"], str(video.get("path") or "<video bytes>")
             video = video.get("path")
-        if not isinstance(video, (str, os.PathLike)) or not str(video):
-            raise VideoError(str(video), "row has neither video bytes nor a path")
-        path = str(video)
-        if self.video_root is not None:
-            resolved = Path(self.video_root, path)
-            if not is_within(resolved, self.video_root):
-                raise VideoError(path, f"path escapes the dataset root {self.video_root}")
-            path = str(resolved)
+        path = str(row_video_file(video, self.video_root, f"a batch row's {column}"))
         return path, path
 
 

@@ -47,11 +47,14 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ssvqa.errors import DatasetRootError
 from ssvqa.labels import LEVEL_WEIGHTS, LEVELS, level_class_label
+from ssvqa.video import is_within
 
 ORIGINS: tuple[str, ...] = ("distortion", "pseudo", "mos", "relabel")
 SPLITS: tuple[str, ...] = ("train", "test")
 PAIR_COLUMNS: tuple[str, ...] = ("video_a", "video_b", "label", "prob", "origin", "content_id", "provenance")
+VIDEO_COLUMNS: tuple[str, ...] = ("video_a", "video_b")
 
 # Parquet row groups are kept below this many bytes of embedded video: readers (and the Hub's
 # viewer) load a whole row group at a time.
@@ -427,6 +430,12 @@ def load_pairs(
     folder called ``pairs`` silently returns the first one's rows. Hub repositories go through
     ``datasets.load_dataset(repo_id, revision=...)``.
 
+    Every row comes back holding its videos' bytes. A row of a local folder that holds only a
+    path gets the bytes of that file, which must lie inside the folder (:func:`row_video_file`:
+    relative to it, never to the working directory, symlinks followed); a path-only row of a Hub
+    dataset, or one pointing elsewhere, raises :class:`~ssvqa.errors.DatasetRootError` naming
+    the split, row, column and path. Nothing outside the dataset's folder is read.
+
     >>> pairs = load_pairs("outputs/pairs")                      # doctest: +SKIP
     >>> pairs = load_pairs("me/ssvqa-pairs", revision="round-1")  # doctest: +SKIP
     """
@@ -444,7 +453,59 @@ def load_pairs(
         loaded = datasets.load_dataset(str(path_or_repo_id), revision=revision, cache_dir=str(cache_dir) if cache_dir else None, token=token)
     if any(column not in loaded[split].column_names for split in loaded for column in PAIR_COLUMNS):
         raise ValueError(f"{path_or_repo_id}: not a pair dataset (needs the columns {', '.join(PAIR_COLUMNS)})")
+    root = folder.resolve() if folder.is_dir() else None
+    for split in list(loaded):
+        loaded[split] = embed_path_only_videos(loaded[split], root, name=f"{path_or_repo_id} {split}")
     return loaded
+
+
+def row_video_file(path: str | os.PathLike | None, root: str | os.PathLike | None, row: str) -> Path:
+    """The file that a pair row holding only a video *path* names, checked to lie inside ``root``.
+
+    ``root`` is the dataset's folder: a relative path resolves against it (never against the
+    working directory), and the real path, symlinks followed, must stay inside it
+    (:func:`ssvqa.video.is_within`, the check the builders use). ``row`` names the row in errors
+    (e.g. ``"pairs train row 3 video_b"``).
+
+    Raises:
+        DatasetRootError: no path; no ``root`` (a dataset from the Hub, or rows handed over with
+            no folder: their videos must be embedded); the path leaves ``root``; or it is not a file.
+    """
+    if path is None or not str(path):
+        raise DatasetRootError(row, None, "is missing: the row has neither video bytes nor a path")
+    if root is None:
+        raise DatasetRootError(row, str(path), "is not read: the row has no video bytes and its dataset has no local "
+                                               "folder to read paths in (pair datasets from the Hub must embed their videos)")
+    target = Path(root, path)  # an absolute path stays itself, and must still be inside root
+    if not is_within(target, root):
+        raise DatasetRootError(row, str(path), f"escapes the dataset's root {root}")
+    if not target.is_file():
+        raise DatasetRootError(row, str(path), f"is not a file in the dataset's folder {root}")
+    return Path(os.path.realpath(target))
+
+
+def read_row_video(video: Mapping[str, Any], root: str | os.PathLike | None, row: str) -> bytes:
+    """The bytes of one ``{"path", "bytes"}`` pair video: embedded, or else the file
+    :func:`row_video_file` allows."""
+    data = video.get("bytes")
+    return data if data else row_video_file(video.get("path"), root, row).read_bytes()
+
+
+def embed_path_only_videos(dataset: datasets.Dataset, root: str | os.PathLike | None, name: str) -> datasets.Dataset:
+    """``dataset`` with the bytes of every path-only video read in (:func:`read_row_video`), or
+    unchanged when every row holds its bytes. Rows are named ``"<name> row <i> <column>"``."""
+    if not any(_has_missing_bytes(dataset, column) for column in VIDEO_COLUMNS):
+        return dataset
+    features = dataset.features
+    raw = dataset
+    for column in VIDEO_COLUMNS:
+        raw = raw.cast_column(column, datasets.Video(decode=False))
+    # never from the cache: a file that changed since would come back with its old bytes
+    raw = raw.map(_embed_videos, batched=True, batch_size=16, with_indices=True, load_from_cache_file=False,
+                  fn_kwargs={"root": root, "name": name}, desc="reading path-only videos")
+    for column in VIDEO_COLUMNS:
+        raw = raw.cast_column(column, features[column])
+    return raw
 
 
 def save_pair_splits(
@@ -452,23 +513,22 @@ def save_pair_splits(
     out_dir: str | Path,
     *,
     card: DatasetCardInfo,
+    video_root: str | os.PathLike | None = None,
 ) -> dict[str, int]:
     """Write already-loaded pair datasets (one per split) as a pair dataset folder with its card.
 
     For datasets made from other pair datasets (a relabelling round): the videos are in the rows
     already (``Video(decode=False)`` values with bytes), so they are written as they are, one
-    Parquet file per split, each atomically. Returns rows per split.
+    Parquet file per split, each atomically. A row holding only a path gets the bytes of that
+    file, which must lie inside ``video_root`` (:func:`row_video_file`; without ``video_root``
+    such a row raises :class:`~ssvqa.errors.DatasetRootError`). Returns rows per split.
     """
     out_dir = Path(out_dir)
     (out_dir / "data").mkdir(parents=True, exist_ok=True)
     features = pair_features(decode=True)
     written = {}
     for split, dataset in splits.items():
-        dataset = dataset.select_columns(list(PAIR_COLUMNS))
-        for column in ("video_a", "video_b"):
-            dataset = dataset.cast_column(column, datasets.Video(decode=False))
-        if any(_has_missing_bytes(dataset, column) for column in ("video_a", "video_b")):
-            dataset = dataset.map(_embed_videos, batched=True, batch_size=16)
+        dataset = embed_path_only_videos(dataset.select_columns(list(PAIR_COLUMNS)), video_root, name=split)
         dataset = dataset.cast(features)
         target = out_dir / "data" / shard_file_name(split, 0, 1)
         temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -480,20 +540,26 @@ def save_pair_splits(
 
 
 def _has_missing_bytes(dataset: datasets.Dataset, column: str) -> bool:
-    """Whether some row's video is only a path, read from the Arrow column without copying bytes.
+    """Whether some row's video is only a path (no bytes, or empty ones), read from the Arrow
+    column without copying bytes.
 
     It looks at the underlying table, rows left out by a ``select`` included: at worst an
     unneeded embedding pass, never a missed one."""
     import pyarrow.compute as pc
 
-    return bool(pc.any(pc.is_null(pc.struct_field(dataset.data.column(column), "bytes"))).as_py())
+    data = pc.struct_field(dataset.data.column(column), "bytes")
+    return bool(pc.any(pc.fill_null(pc.equal(pc.binary_length(data), 0), True)).as_py())
 
 
-def _embed_videos(batch: dict[str, list]) -> dict[str, list]:
-    """Read the bytes of videos that are only paths (so the saved dataset stands alone)."""
-    for column in ("video_a", "video_b"):
+def _embed_videos(batch: dict[str, list], indices: list[int], root, name: str) -> dict[str, list]:
+    """Read the bytes of videos that are only paths (so the saved dataset stands alone); the
+    stored name becomes the file's base name, as when builders embed."""
+    for column in VIDEO_COLUMNS:
         batch[column] = [
-            video if video.get("bytes") else {"path": video["path"], "bytes": Path(video["path"]).read_bytes()}
-            for video in batch[column]
+            video if video.get("bytes") else {
+                "path": Path(str(video.get("path"))).name,
+                "bytes": read_row_video(video, root, f"{name} row {index} {column}"),
+            }
+            for index, video in zip(indices, batch[column])
         ]
     return batch

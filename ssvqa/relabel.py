@@ -8,9 +8,10 @@ number and the annotator's name, and ``origin`` becomes ``"relabel"``.
 
 Each distinct video is scored once, however many pairs it is in: videos are read as
 ``Video(decode=False)`` bytes, identical bytes are recognised by their SHA-256, and each is
-written once to a temporary file for the annotator (or used in place when the row holds only a
-local path). The annotator's scores are normalised over the dataset's videos (ranks to normal
-quantiles), with the single-teacher spread of :func:`ssvqa.labels.combine_teachers`.
+written once to a temporary file for the annotator (a row holding only a path is read inside
+``video_root`` only, never elsewhere). The annotator's scores are normalised over the dataset's
+videos (ranks to normal quantiles), with the single-teacher spread of
+:func:`ssvqa.labels.combine_teachers`.
 
 >>> new = relabel(pairs["train"], RankerAnnotator.from_pretrained("round-1/"), round=2)   # doctest: +SKIP
 >>> json.loads(new[0]["provenance"])["previous_label"]                                   # doctest: +SKIP
@@ -32,7 +33,7 @@ import datasets
 
 from ssvqa.annotators.base import annotate, annotator_fingerprint
 from ssvqa.labels import LEVELS, LevelThresholds, combine_teachers, pair_level, pair_z
-from ssvqa.pair_dataset import pair_features
+from ssvqa.pair_dataset import pair_features, read_row_video
 
 _BATCH_ROWS = 64
 
@@ -50,6 +51,7 @@ def relabel(
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 8,
     progress: bool = False,
+    video_root: str | os.PathLike | None = None,
 ) -> datasets.Dataset:
     """Rewrite ``label``/``prob`` of every pair from new per-video scores.
 
@@ -66,6 +68,8 @@ def relabel(
         name: the annotator's name in the provenance (default: ``annotator.name`` or ``"scores"``).
         cache_dir: score cache for :func:`~ssvqa.annotators.base.annotate`.
         batch_size: videos per annotator call.
+        video_root: the folder that rows holding only a video path are read in (and may not
+            leave, :func:`ssvqa.pair_dataset.row_video_file`); None: rows must hold their bytes.
 
     Returns:
         A new dataset with the input's features. Pairs with a video the annotator could not score
@@ -84,7 +88,9 @@ def relabel(
         row_hashes: list[tuple[str, str]] = []
         for batch in raw.select_columns(["video_a", "video_b"]).iter(batch_size=_BATCH_ROWS):
             for video_a, video_b in zip(batch["video_a"], batch["video_b"]):
-                row_hashes.append((_register(video_a, files, tmp), _register(video_b, files, tmp)))
+                row = f"row {len(row_hashes)}"
+                row_hashes.append((_register(video_a, files, tmp, video_root, f"{row} video_a"),
+                                   _register(video_b, files, tmp, video_root, f"{row} video_b")))
 
         if isinstance(annotator_or_scores, Mapping):
             teacher = name or "scores"
@@ -137,6 +143,7 @@ def relabel_with_ranker(
     name: str = "ranker",
     fingerprint: str = "",
     progress: bool = False,
+    video_root: str | os.PathLike | None = None,
 ) -> datasets.Dataset:
     """Relabel each pair by asking a trained ranker about that very pair, in both orders.
 
@@ -146,7 +153,8 @@ def relabel_with_ranker(
     the ranker was trained on, so unlike per-video scores (:func:`relabel` with a
     :class:`~ssvqa.annotators.RankerAnnotator`) it needs no anchors. Each distinct video is decoded
     once. Provenance is kept as in :func:`relabel`; pairs with an unreadable video are dropped
-    with a warning.
+    with a warning. Rows holding only a video path are read inside ``video_root`` only, as in
+    :func:`relabel`.
 
     >>> new = relabel_with_ranker(pairs["train"], model, processor, round=1)   # doctest: +SKIP
     """
@@ -167,8 +175,8 @@ def relabel_with_ranker(
     failed: dict[str, str] = {}
     rows: list[tuple[int, str, str]] = []
 
-    def load(video) -> str:
-        data = _video_bytes(video)
+    def load(video, row: str) -> str:
+        data = read_row_video(video, video_root, row)
         digest = hashlib.sha256(data).hexdigest()
         if digest not in frames and digest not in failed:
             try:
@@ -182,7 +190,8 @@ def relabel_with_ranker(
     for start in range(0, len(columns), _BATCH_ROWS):
         batch = columns[start : start + _BATCH_ROWS]
         for offset, (video_a, video_b) in enumerate(zip(batch["video_a"], batch["video_b"])):
-            rows.append((start + offset, load(video_a), load(video_b)))
+            index = start + offset
+            rows.append((index, load(video_a, f"row {index} video_a"), load(video_b, f"row {index} video_b")))
     usable = [(i, a, b) for i, a, b in rows if a not in failed and b not in failed]
     if failed:
         warnings.warn(f"relabel: {len(failed)} video(s) could not be decoded, their pairs are dropped: "
@@ -250,9 +259,9 @@ def _rewrite(pair_dataset, raw, relabelled, *, round: int, annotator: str, finge
     return out.select_columns(list(features))
 
 
-def _register(video: Mapping[str, Any], files: dict[str, str], tmp: str) -> str:
+def _register(video: Mapping[str, Any], files: dict[str, str], tmp: str, root, row: str) -> str:
     """SHA-256 of one ``{"path", "bytes"}`` video; the first time, a file holding it."""
-    data, path = _video_bytes(video), video.get("path")
+    data, path = read_row_video(video, root, row), video.get("path")
     digest = hashlib.sha256(data).hexdigest()
     if digest not in files:
         suffix = Path(path).suffix if path and len(Path(path).suffix) <= 6 else ".mp4"
@@ -260,13 +269,3 @@ def _register(video: Mapping[str, Any], files: dict[str, str], tmp: str) -> str:
         target.write_bytes(data)
         files[digest] = str(target)
     return digest
-
-
-def _video_bytes(video: Mapping[str, Any]) -> bytes:
-    """The bytes of one ``{"path", "bytes"}`` pair video (embedded, or else the local file)."""
-    data, path = video.get("bytes"), video.get("path")
-    if data is None:
-        if not path or not os.path.isfile(path):
-            raise ValueError(f"pair video {path!r} has no bytes and is not a local file")
-        data = Path(path).read_bytes()
-    return data

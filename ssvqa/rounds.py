@@ -46,6 +46,7 @@ from ssvqa.real_ladders import CLIPS as REAL_CLIPS
 from ssvqa.real_ladders import LADDERS as REAL_LADDERS
 
 REPORT_FILE = "report.json"
+ELAPSED_FILE = "elapsed.json"  # beside a round's checkpoints: seconds spent by its earlier attempts
 PLOT_FILE = "rounds.png"
 # Figures of the per-round table, in print order: (report key, column title).
 TABLE_COLUMNS = (
@@ -224,7 +225,7 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
             print_table(root)
         return report
 
-    started = time.time()
+    clock = _round_clock(here / "checkpoints" / ELAPSED_FILE, write=state.is_main_process)
     if args.round > 0 and not (round_dir(root, args.round - 1) / REPORT_FILE).exists():
         raise SystemExit(f"round {args.round - 1} is not finished in {root}: run it first (--round {args.round - 1})")
     with state.main_process_first():
@@ -246,17 +247,18 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     with state.main_process_first():  # one process fills the datasets cache, the others read it
         pairs = load_pairs(dataset_dir, cache_dir=here / ".cache")
     heldout = _heldout(pairs, args, training_args.seed)
+    clock.save()
 
     # 2. train
     trainer = _trainer(args, training_args, model_args, base, root, here, pairs["train"], heldout)
-    checkpoints = sorted((here / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.rpartition("-")[2]))
-    # A kill while a checkpoint was being written leaves it without its trainer state: not resumable.
-    complete = [c for c in checkpoints if (c / "trainer_state.json").exists()]
-    if complete and state.is_main_process:
-        print(f"[train] resuming round {args.round} from {complete[-1].name}", flush=True)
-    if args.round == 0 and args.vision_warm_start_steps and not complete:  # a checkpoint holds the warmed weights
+    trainer.add_callback(clock)
+    with state.main_process_first():  # the main process clears a cut-off checkpoint before the others look
+        checkpoint = last_complete_checkpoint(here / "checkpoints", remove_incomplete=state.is_main_process)
+    if checkpoint and state.is_main_process:
+        print(f"[train] resuming round {args.round} from {Path(checkpoint).name}", flush=True)
+    if args.round == 0 and args.vision_warm_start_steps and not checkpoint:  # a checkpoint holds the warmed weights
         _warm_start(args, training_args, trainer, trainer.train_dataset)  # video columns as bytes, not decoded
-    trainer.train(resume_from_checkpoint=str(complete[-1]) if complete else None)
+    trainer.train(resume_from_checkpoint=checkpoint)
 
     # 3. evaluate
     figures: dict[str, Any] = {"round": args.round, "train_pairs": len(pairs["train"]), "steps": trainer.state.global_step,
@@ -275,7 +277,7 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
             agreement = label_agreement(pairs["train"], read_quality(args.hidden_quality), origins=set(args.relabel_origins))
             figures.update(agreement or {})
         figures.update(_score_benchmarks(args, training_args, trainer, here))
-        figures["minutes"] = round((time.time() - started) / 60, 2)
+        figures["minutes"] = round(clock.seconds() / 60, 2)  # every attempt of the round, an interrupted one too
         report = {
             "round": args.round,
             "figures": figures,
@@ -293,6 +295,51 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
         print_table(root)
     state.wait_for_everyone()
     return report
+
+
+def last_complete_checkpoint(folder: Path, remove_incomplete: bool = False) -> str | None:
+    """The newest checkpoint in ``folder`` that was written to the end, or None.
+
+    ``Trainer`` writes ``trainer_state.json`` last, so a checkpoint without a readable one was cut
+    short by a kill and cannot be resumed from. With ``remove_incomplete`` such a checkpoint is
+    deleted (training writes that step again) so that the one before it is found."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    while folder.is_dir() and (last := get_last_checkpoint(str(folder))) is not None:
+        try:
+            json.loads((Path(last) / "trainer_state.json").read_text())
+            return last
+        except (OSError, ValueError):
+            if not remove_incomplete:
+                return None
+            print(f"[train] {last} was not written completely (interrupted): removed", flush=True)
+            shutil.rmtree(last)
+    return None
+
+
+def _round_clock(path: Path, write: bool):
+    """A ``TrainerCallback`` that counts a round's seconds over all its attempts: the seconds of
+    earlier attempts come from ``path``, which it rewrites after every training step (only when
+    ``write``: the main process). ``clock.seconds()`` is the total so far."""
+    from transformers import TrainerCallback
+
+    class RoundClock(TrainerCallback):
+        def __init__(self):
+            self.started = time.time()
+            self.before = float(json.loads(path.read_text())["seconds"]) if path.is_file() else 0.0
+
+        def seconds(self) -> float:
+            return self.before + time.time() - self.started
+
+        def save(self) -> None:
+            if write:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _atomic_json(path, {"seconds": self.seconds()})
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.save()
+
+    return RoundClock()
 
 
 def _base_model(args: RoundArguments, model_args, root: Path, state) -> str:

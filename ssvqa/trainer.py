@@ -45,8 +45,10 @@ import datasets
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import enable_full_determinism, set_seed
 
 from ssvqa.collator import DataCollatorForVideoPairs
+from ssvqa.errors import CheckpointError
 from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
 from ssvqa.prompts import level_token_ids
 
@@ -72,6 +74,9 @@ class RankConfig(TrainingArguments):
             Frame sides are rounded to this multiple (patch 14 x spatial merge 2 for Qwen-VL).
         decode_threads (`int`, defaults to `1`):
             FFmpeg threads per decode in the collator.
+        video_root (`str`, *optional*):
+            The folder that rows holding only a video path (no bytes) are read in; such a path may not
+            leave it. None: every row must hold its videos' bytes (as `load_pairs` returns them).
 
         > Loss
 
@@ -108,6 +113,9 @@ class RankConfig(TrainingArguments):
     max_pixels: int = field(default=112 * 112, metadata={"help": "Pixel budget per frame (aspect kept)."})
     frame_multiple: int = field(default=28, metadata={"help": "Round frame sides to this multiple."})
     decode_threads: int = field(default=1, metadata={"help": "FFmpeg threads per video decode."})
+    video_root: str | None = field(
+        default=None, metadata={"help": "Folder that path-only video rows are read in (None: rows must hold bytes)."}
+    )
     loss_type: Literal["ce", "bt"] = field(
         default="ce", metadata={"help": "ce: cross-entropy over level tokens; bt: fidelity loss on preference."}
     )
@@ -200,6 +208,10 @@ class RankTrainer(Trainer):
         optimizers=(None, None),
     ):
         args = args or RankConfig(output_dir="ranker")
+        # Seeded before the model is made, as Trainer seeds only in its own __init__: a new LoRA's
+        # initial weights are drawn here, and two runs (or an interrupted one and its resumption)
+        # must draw the same ones.
+        enable_full_determinism(args.seed) if args.full_determinism else set_seed(args.seed)
         self.model_id = model if isinstance(model, str) else getattr(model.config, "_name_or_path", None)
         if isinstance(model, str):
             from ssvqa.modeling import load_ranker
@@ -223,6 +235,7 @@ class RankTrainer(Trainer):
                 max_pixels=args.max_pixels,
                 frame_multiple=args.frame_multiple,
                 num_threads=args.decode_threads,
+                video_root=args.video_root,
                 swap_augmentation=args.swap_augmentation,
                 soft_targets=args.soft_targets,
                 label_smoothing=args.label_smoothing,
@@ -308,6 +321,28 @@ class RankTrainer(Trainer):
         stats.clear()
         super().log(logs, start_time)
 
+    # ------------------------------------------------------------------ resuming
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Restore every weight a checkpoint holds, or raise :class:`~ssvqa.errors.CheckpointError`.
+
+        ``Trainer`` loads full weights with ``load_state_dict(strict=False)`` under the model's own
+        names, but ``save_pretrained`` writes them under the checkpoint-format names (transformers 5
+        renames e.g. Qwen2.5-VL's ``model.language_model.*`` to ``model.*``): 1 tensor of 57 was
+        restored, with a warning, and training went on from the base weights. Here full weights are
+        matched through the renaming that saving applied (:func:`load_full_checkpoint`) and an
+        adapter through peft's own state dict (:func:`load_adapter_checkpoint`); optimizer,
+        scheduler and RNG states are restored by ``Trainer`` as before. FSDP checkpoints (their
+        own format) are left to ``Trainer``.
+        """
+        if self.is_fsdp_enabled:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        model = self.model if model is None else model
+        if hasattr(model, "peft_config"):
+            load_adapter_checkpoint(model, resume_from_checkpoint)
+        else:
+            load_full_checkpoint(model, resume_from_checkpoint)
+
     # ------------------------------------------------------------------ saving
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
@@ -368,6 +403,104 @@ from ssvqa.modeling import load_ranker, compare
 model, processor = load_ranker("{location or args.hub_model_id or args.output_dir}")
 ```
 """
+
+
+def load_full_checkpoint(model, folder: str | Path) -> int:
+    """Copy a ``save_pretrained`` checkpoint's weights into ``model`` in place; returns how many.
+
+    The names on disk are the model's names after the conversion ``save_pretrained`` applies
+    (tied copies dropped, ``transformers.core_model_loading.revert_weight_conversion``), so the
+    same conversion of the model's own state dict says which stored tensor each parameter is.
+    Parameters keep their identity (the optimizer's references stay valid).
+
+    Raises:
+        CheckpointError: a tensor is missing, unexpected, of another shape or dtype, or stored in a
+            converted form (fused or split) that cannot be copied back in place.
+    """
+    from safetensors import safe_open
+    from transformers.core_model_loading import revert_weight_conversion
+    from transformers.modeling_utils import remove_tied_weights_from_state_dict
+
+    folder = Path(folder)
+    own = model.state_dict()
+    for key in getattr(model, "_keys_to_ignore_on_save", None) or ():
+        own.pop(key, None)
+    targets = revert_weight_conversion(model, remove_tied_weights_from_state_dict(own, model))
+    ours = {id(tensor) for tensor in own.values()}
+    converted = sorted(name for name, tensor in targets.items() if id(tensor) not in ours)
+    if converted:
+        raise CheckpointError(folder, f"{len(converted)} tensors are stored converted (fused or split), which resuming "
+                                      f"cannot copy back in place: {_names(converted)}")
+    files = _weight_files(folder)
+    stored: dict[str, Path] = {}
+    for file in files:
+        with safe_open(file, framework="pt") as handle:
+            stored.update(dict.fromkeys(handle.keys(), file))
+    _check_names(folder, expected=targets, stored=stored)
+    with torch.no_grad():
+        for file in files:
+            with safe_open(file, framework="pt") as handle:
+                for name in handle.keys():
+                    value, target = handle.get_tensor(name), targets[name]
+                    if value.shape != target.shape or value.dtype != target.dtype:
+                        raise CheckpointError(folder, f"{name} is {value.dtype} {tuple(value.shape)} in the checkpoint "
+                                                      f"but {target.dtype} {tuple(target.shape)} in the model")
+                    target.copy_(value)
+    return len(targets)
+
+
+def load_adapter_checkpoint(model, folder: str | Path) -> int:
+    """Load a peft adapter checkpoint into ``model``'s active adapter in place; returns how many tensors.
+
+    Expected are exactly the tensors peft saves for that adapter (``get_peft_model_state_dict``:
+    LoRA matrices and ``modules_to_save`` copies), under the names it saves them.
+
+    Raises:
+        CheckpointError: a tensor is missing, unexpected or of another shape, or the model has
+            several adapters.
+    """
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    folder = Path(folder)
+    if len(model.peft_config) != 1:
+        raise CheckpointError(folder, f"resuming a model with several adapters ({', '.join(model.peft_config)}) is not supported")
+    adapter = model.active_adapter
+    expected = get_peft_model_state_dict(model, adapter_name=adapter)
+    if not (folder / "adapter_model.safetensors").is_file():
+        raise CheckpointError(folder, "no adapter_model.safetensors (an adapter checkpoint is needed to resume a LoRA model)")
+    stored = load_peft_weights(str(folder), device="cpu")
+    _check_names(folder, expected=expected, stored=stored)
+    for name, value in stored.items():
+        if value.shape != expected[name].shape:
+            raise CheckpointError(folder, f"{name} is {tuple(value.shape)} in the checkpoint but {tuple(expected[name].shape)} in the model")
+    result = set_peft_model_state_dict(model, stored, adapter_name=adapter)
+    if result.unexpected_keys:
+        raise CheckpointError(folder, f"{len(result.unexpected_keys)} tensors matched no parameter: {_names(result.unexpected_keys)}")
+    return len(stored)
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return [single]
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        return sorted({folder / name for name in json.loads(index.read_text())["weight_map"].values()})
+    raise CheckpointError(folder, "no model.safetensors or model.safetensors.index.json")
+
+
+def _check_names(folder: Path, *, expected, stored) -> None:
+    missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    problems = [f"{len(missing)} of {len(expected)} tensors missing: {_names(missing)}"] if missing else []
+    problems += [f"{len(unexpected)} unexpected tensors: {_names(unexpected)}"] if unexpected else []
+    if problems:
+        raise CheckpointError(folder, "; ".join(problems))
+
+
+def _names(names, shown: int = 5) -> str:
+    names = sorted(names)
+    return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
 
 
 def _undecoded(dataset):

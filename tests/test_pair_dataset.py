@@ -8,6 +8,7 @@ import datasets
 import pytest
 import yaml
 
+from ssvqa.errors import DatasetRootError
 from ssvqa.labels import LEVELS
 from ssvqa.pair_dataset import (
     DatasetCardInfo,
@@ -185,6 +186,8 @@ def test_save_pair_splits_embeds_videos_given_as_paths(clips, tmp_path):
     rows = {"video_a": [{"path": str(clips[0]), "bytes": None}], "video_b": [{"path": str(clips[1]), "bytes": None}],
             "label": [3], "prob": [0.75], "origin": ["distortion"], "content_id": ["c0"], "provenance": ["{}"]}
     paths_only = datasets.Dataset.from_dict(rows, features=pair_features(decode=False))
-    save_pair_splits({"train": paths_only}, tmp_path / "out", card=CARD)
+    with pytest.raises(DatasetRootError, match="train row 0 video_a: .* is not read"):  # no folder to read paths in
+        save_pair_splits({"train": paths_only}, tmp_path / "refused", card=CARD)
+    save_pair_splits({"train": paths_only}, tmp_path / "out", card=CARD, video_root=clips[0].parent)
     raw = load_pairs(tmp_path / "out", cache_dir=tmp_path / "cache")["train"].cast_column("video_a", datasets.Video(decode=False))
     assert raw[0]["video_a"]["bytes"] == clips[0].read_bytes()

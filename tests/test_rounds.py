@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import free_port
 
@@ -167,33 +168,58 @@ def _command(output_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, str(RECIPE), "--config", str(TINY), "--output_dir", str(output_dir), *OVERRIDES, *extra]
 
 
-def test_a_round_killed_during_training_resumes_from_its_checkpoint(rounds, tmp_path):
+def _weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    files = sorted(model_dir.glob("*.safetensors"))
+    assert files, f"no weights in {model_dir}"
+    return {name: tensor for file in files for name, tensor in load_file(file).items()}
+
+
+@pytest.mark.parametrize("kind", ["full", "lora"])
+def test_a_round_killed_after_a_checkpoint_resumes_with_its_trained_weights(rounds, tmp_path, kind):
+    """SIGKILL once a checkpoint is complete, run the same command again: the round's model is bit
+    for bit the model of a round that was never interrupted (one thread per process, fixed seed;
+    the checkpoint restores weights, optimizer, scheduler and RNG), and its minutes count both
+    attempts."""
     out, _, _ = rounds
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    for reused in ("data", "base-qwen2_5_vl-tiny"):  # made by the module's run; reused, not remade
-        shutil.copytree(out / reused, run_dir / reused)
+    steps = 6
+    extra = ["--round", "0", "--first_round_max_steps", str(steps), "--save_steps", "2", "--warmup_steps", "0"]
+    extra += ["--use_peft", "--lora_r", "4", "--lora_alpha", "8"] if kind == "lora" else []
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    command = _command(run_dir, "--round", "0", "--first_round_max_steps", "40", "--save_steps", "4")
+    runs = {}
+    for name in ("whole", "killed"):
+        runs[name] = tmp_path / name
+        runs[name].mkdir()
+        for reused in ("data", "base-qwen2_5_vl-tiny"):  # made by the module's run; reused, not remade
+            shutil.copytree(out / reused, runs[name] / reused)
+    done = subprocess.run(_command(runs["whole"], *extra), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    run_dir = runs["killed"]
+    command = _command(run_dir, *extra)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = run_dir / "round-0" / "checkpoints"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None and not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
-        time.sleep(0.05)
+        time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    saved = sorted((c for c in checkpoints.glob("checkpoint-*") if (c / "trainer_state.json").exists()),
-                   key=lambda p: int(p.name.split("-")[1]))
-    assert saved, "no checkpoint was written before the kill"
+    saved = sorted(int(c.parent.name.split("-")[1]) for c in checkpoints.glob("checkpoint-*/trainer_state.json"))
+    assert saved and saved[-1] < steps, f"the kill should land after a checkpoint and before the end, checkpoints: {saved}"
     assert not (run_dir / "round-0" / "report.json").exists()
+    first_attempt = json.loads((checkpoints / "elapsed.json").read_text())["seconds"]
     dataset_before = snapshot(run_dir / "round-0" / "dataset")
 
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"resuming round 0 from {saved[-1].name}" in done.stdout
     report = json.loads((run_dir / "round-0" / "report.json").read_text())
-    assert report["figures"]["steps"] == 40
+    assert report["figures"]["steps"] == steps
     assert snapshot(run_dir / "round-0" / "dataset") == dataset_before  # the round's data was not remade
+    expected, got = _weights(runs["whole"] / "round-0" / "model"), _weights(run_dir / "round-0" / "model")
+    assert got.keys() == expected.keys()
+    assert all(torch.equal(got[name], expected[name]) for name in expected), "resumed weights differ from an uninterrupted run"
+    assert report["figures"]["minutes"] * 60 > first_attempt  # both attempts count
 
 
 def test_two_processes_complete_a_round(rounds, tmp_path):

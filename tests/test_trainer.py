@@ -14,7 +14,7 @@ import torch
 import ssvqa.collator as collator_module
 from conftest import free_port
 from ssvqa.collator import DataCollatorForVideoPairs, soft_target
-from ssvqa.errors import VideoError
+from ssvqa.errors import DatasetRootError
 from ssvqa.labels import LEVEL_WEIGHTS, mirror_level
 from ssvqa.modeling import load_ranker
 from ssvqa.testing import save_tiny_model
@@ -97,7 +97,7 @@ def test_row_paths_may_not_escape_the_video_root(tmp_path, tiny_models, video_fa
     collate = DataCollatorForVideoPairs(processor, video_root=str(tmp_path))
     ok = collate([{"video_a": inside.name, "video_b": inside.name, "label": 2, "prob": 0.5}])
     assert ok["input_ids"].shape[0] == 1
-    with pytest.raises(VideoError, match="escapes the dataset root"):
+    with pytest.raises(DatasetRootError, match="video_a: video path '../../etc/passwd' escapes the dataset's root"):
         collate([{"video_a": "../../etc/passwd", "video_b": inside.name, "label": 2, "prob": 0.5}])
 
 
@@ -160,6 +160,50 @@ def test_two_process_accelerate_launch_trains_and_exits_cleanly(pair_dataset_dir
     result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert result["world_size"] == 2 and result["steps"] == 3
     assert (tmp_path / "ddp" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("kind", ["full", "lora", "qlora"])
+def test_resuming_restores_every_weight_and_refuses_a_checkpoint_that_does_not_fit(pairs, tiny_models, tmp_path, kind):
+    """4 steps in one go against 2 steps, a checkpoint, and a new trainer resuming to 4: the same
+    weights, bit for bit (one thread, fixed seed; the Trainer restores optimizer, scheduler and
+    RNG). A checkpoint missing a tensor, or holding one the model lacks, is an error."""
+    from safetensors.torch import load_file, save_file
+
+    from ssvqa.errors import CheckpointError
+
+    torch.set_num_threads(1)  # a different thread count may sum in another order
+    init = {"full": {}, "lora": {"train_vision_projector": True}, "qlora": {"quantization": "4bit"}}[kind]
+
+    def trainer(name, **overrides):
+        args = _args(tmp_path / name, max_steps=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=2,
+                     model_init_kwargs=init, **overrides)
+        return RankTrainer(model=str(tiny_models["qwen2_5_vl"]), args=args, train_dataset=pairs,
+                           peft_config=None if kind == "full" else True)
+
+    def trained(t):
+        return {name: p.detach().clone() for name, p in t.model.named_parameters() if p.requires_grad}
+
+    whole = trainer("whole")
+    whole.train()
+    checkpoint = tmp_path / "whole" / "out" / "checkpoint-2"
+    resumed = trainer("resumed")
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    expected, got = trained(whole), trained(resumed)
+    assert got.keys() == expected.keys() and len(got) > 0
+    assert all(torch.equal(got[name], expected[name]) for name in expected)
+    fresh, again = trained(trainer("base")), trained(trainer("base-again"))
+    assert all(torch.equal(fresh[name], again[name]) for name in fresh)  # seeded: a new LoRA starts from one draw
+    assert any(not torch.equal(got[name], fresh[name]) for name in fresh)  # it did train
+
+    weights = checkpoint / ("model.safetensors" if kind == "full" else "adapter_model.safetensors")
+    stored = load_file(weights)
+    dropped = sorted(stored)[-1]
+    save_file({k: v for k, v in stored.items() if k != dropped}, weights, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=f"1 of {len(stored)} tensors missing: {dropped}"):
+        trainer("broken").train(resume_from_checkpoint=str(checkpoint))
+    save_file({**stored, "model.not_a_layer.weight": torch.zeros(2)}, weights, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="1 unexpected tensors: model.not_a_layer.weight"):
+        trainer("broken-too").train(resume_from_checkpoint=str(checkpoint))
 
 
 def test_confidence_weight_follows_the_schedule():
