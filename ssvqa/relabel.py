@@ -130,8 +130,10 @@ def relabel_with_ranker(
     processor,
     *,
     round: int,
-    num_frames: int = 8,
-    max_pixels: int = 112 * 112,
+    sampling=None,
+    num_frames: int | None = None,
+    fps: float | None = None,
+    max_pixels: int | None = None,
     batch_size: int = 8,
     drop_below_confidence: float | None = None,
     name: str = "ranker",
@@ -148,6 +150,11 @@ def relabel_with_ranker(
     once. Provenance is kept as in :func:`relabel`; pairs with an unreadable video are dropped
     with a warning.
 
+    Videos are decoded with ``sampling`` (a :class:`~ssvqa.sampling.VideoSampling`), by default
+    the one the ranker was trained with (``model.video_sampling``, which
+    :func:`~ssvqa.modeling.load_ranker` reads from the saved model); ``num_frames``, ``fps`` and
+    ``max_pixels`` override single fields of it, with a warning.
+
     >>> new = relabel_with_ranker(pairs["train"], model, processor, round=1)   # doctest: +SKIP
     """
     import torch
@@ -155,14 +162,13 @@ def relabel_with_ranker(
     from ssvqa.errors import VideoError
     from ssvqa.modeling import compare
     from ssvqa.prompts import expected_preference
-    from ssvqa.video import decode_frames
+    from ssvqa.sampling import resolve_sampling
 
     if drop_below_confidence is not None and not 0.5 <= drop_below_confidence <= 1.0:
         raise ValueError(f"drop_below_confidence must be within [0.5, 1], got {drop_below_confidence}")
     raw = pair_dataset.cast_column("video_a", datasets.Video(decode=False)).cast_column("video_b", datasets.Video(decode=False))
-    from ssvqa.scorer import _size_multiple
-
-    multiple = _size_multiple(processor)
+    sampling = resolve_sampling(sampling or getattr(model, "video_sampling", None), "the ranker", processor=processor,
+                                num_frames=num_frames, fps=fps, max_pixels=max_pixels)
     frames: dict[str, torch.Tensor] = {}
     failed: dict[str, str] = {}
     rows: list[tuple[int, str, str]] = []
@@ -172,8 +178,7 @@ def relabel_with_ranker(
         digest = hashlib.sha256(data).hexdigest()
         if digest not in frames and digest not in failed:
             try:
-                frames[digest] = decode_frames(data, num_frames=num_frames, max_pixels=max_pixels, multiple=multiple,
-                                               name=video.get("path") or digest[:12])
+                frames[digest] = sampling.decode(data, name=video.get("path") or digest[:12])
             except VideoError as error:
                 failed[digest] = str(error)
         return digest
@@ -198,7 +203,7 @@ def relabel_with_ranker(
             chunks = tqdm(chunks, desc=f"relabelling {len(usable)} pairs (both orders)", unit="chunk")
         preference = torch.cat([
             expected_preference(compare(model, processor, firsts[c : c + batch_size * 4], seconds[c : c + batch_size * 4],
-                                        batch_size=batch_size))
+                                        batch_size=batch_size, frame_rate=sampling.frame_rate))
             for c in chunks
         ])
     n = len(usable)

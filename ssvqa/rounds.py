@@ -316,8 +316,7 @@ def _make_round_dataset(args, training_args, model_args, base: str, root: Path, 
         kept = [i for i, origin in enumerate(origins) if origin not in args.relabel_origins]
         print(f"[data] round {args.round}: the ranker of round {args.round - 1} relabels {len(chosen)} pairs", flush=True)
         relabelled = relabel_with_ranker(
-            train.select(chosen), model, processor, round=args.round, num_frames=training_args.num_frames,
-            max_pixels=training_args.max_pixels, batch_size=training_args.per_device_eval_batch_size,
+            train.select(chosen), model, processor, round=args.round, batch_size=training_args.per_device_eval_batch_size,
             drop_below_confidence=args.drop_below_confidence, name=f"ranker-round-{args.round - 1}",
             fingerprint=str(previous), progress=True,
         )
@@ -425,11 +424,13 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) 
         return {}
     from ssvqa.benchmarks import load_scored
     from ssvqa.evaluation import correlation_report, scatter_plot
+    from ssvqa.sampling import VideoSampling
     from ssvqa.scorer import QualityScorer
 
     model = trainer.accelerator.unwrap_model(trainer.model)
     processor = trainer.processing_class
-    settings = dict(num_frames=training_args.num_frames, max_pixels=training_args.max_pixels,
+    # the sampling saved with the round's model: what the model was trained on
+    settings = dict(sampling=VideoSampling.from_pretrained(here / "model"),
                     batch_size=training_args.per_device_eval_batch_size, mirrored=True)
     anchors = Path(args.anchors)
     if anchors.suffix == ".json" or anchors.is_dir():

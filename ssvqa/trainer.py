@@ -19,7 +19,7 @@ from ssvqa.trainer import RankConfig, RankTrainer
 pairs = load_dataset("my-org/distortion-pairs")
 trainer = RankTrainer(
     model="Qwen/Qwen2.5-VL-7B-Instruct",
-    args=RankConfig(output_dir="ranker", model_init_kwargs={"quantization": "4bit"}),
+    args=RankConfig(output_dir="ranker", num_frames=8, max_pixels=448 * 448),
     train_dataset=pairs["train"],
     eval_dataset=pairs["test"],
     peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"),
@@ -40,11 +40,13 @@ from typing import Any, Literal
 import datasets
 import torch
 import torch.nn.functional as F
+from peft import PeftConfig
 from transformers import Trainer, TrainingArguments
 
 from ssvqa.collator import DataCollatorForVideoPairs
 from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
 from ssvqa.prompts import level_token_ids
+from ssvqa.sampling import SAMPLING_MODES, VideoSampling, processor_frame_multiple
 
 VIDEO_COLUMNS = ("video_a", "video_b")
 
@@ -54,7 +56,7 @@ class RankConfig(TrainingArguments):
     r"""Configuration of [`RankTrainer`]: everything of `TrainingArguments`, plus:
 
     Parameters:
-        > Video sampling
+        > Video sampling (the trained model's [`~ssvqa.sampling.VideoSampling`], saved beside its weights)
 
         num_frames (`int`, defaults to `8`):
             Frames sampled uniformly from each video (short videos repeat frames).
@@ -64,8 +66,12 @@ class RankConfig(TrainingArguments):
             Cap on frames per video when sampling by `fps`.
         max_pixels (`int`, defaults to `112 * 112`):
             Pixel budget per frame; frames are resized with aspect kept. Real runs: 448 * 448 or more.
-        frame_multiple (`int`, defaults to `28`):
-            Frame sides are rounded to this multiple (patch 14 x spatial merge 2 for Qwen-VL).
+        sampling_mode (`str`, defaults to `"resize"`):
+            How frames meet the pixel budget (`ssvqa.sampling.SAMPLING_MODES`).
+        frame_multiple (`int`, *optional*):
+            Frame sides are rounded to this multiple. It is the processor's (patch size x spatial
+            merge: 28 for Qwen2.5-VL); a value given here is checked against it. Processors that
+            resize frames themselves (LLaVA-OneVision) use this value, default 28.
         decode_threads (`int`, defaults to `1`):
             FFmpeg threads per decode in the collator.
 
@@ -87,14 +93,17 @@ class RankConfig(TrainingArguments):
 
         model_init_kwargs (`dict`, *optional*):
             Keyword arguments for `ssvqa.modeling.load_ranker` when `model` is a string, e.g.
-            `{"quantization": "4bit", "dtype": "bfloat16", "train_vision_projector": true}`.
+            `{"dtype": "bfloat16", "train_vision_projector": true}`. As in TRL's trainers,
+            `quantization_config` (a `BitsAndBytesConfig` or its dict, e.g. from
+            `trl.get_quantization_config`) quantizes the language model.
     """
 
     num_frames: int = field(default=8, metadata={"help": "Frames sampled uniformly from each video."})
     fps: float | None = field(default=None, metadata={"help": "Sample frames at this rate instead of num_frames."})
     max_frames: int = field(default=32, metadata={"help": "Cap on frames per video when sampling by fps."})
     max_pixels: int = field(default=112 * 112, metadata={"help": "Pixel budget per frame (aspect kept)."})
-    frame_multiple: int = field(default=28, metadata={"help": "Round frame sides to this multiple."})
+    sampling_mode: str = field(default="resize", metadata={"help": f"How frames meet the pixel budget: {', '.join(SAMPLING_MODES)}."})
+    frame_multiple: int | None = field(default=None, metadata={"help": "Round frame sides to this multiple (default: the processor's)."})
     decode_threads: int = field(default=1, metadata={"help": "FFmpeg threads per video decode."})
     loss_type: Literal["ce", "bt"] = field(
         default="ce", metadata={"help": "ce: cross-entropy over level tokens; bt: fidelity loss on preference."}
@@ -117,7 +126,27 @@ class RankConfig(TrainingArguments):
             self.model_init_kwargs = json.loads(self.model_init_kwargs)
         if self.loss_type not in ("ce", "bt"):
             raise ValueError(f"loss_type must be 'ce' or 'bt', got {self.loss_type!r}")
+        self.video_sampling()  # a bad sampling fails here, not at the first batch
         super().__post_init__()
+
+    def video_sampling(self, processor=None) -> VideoSampling:
+        """The [`~ssvqa.sampling.VideoSampling`] of these fields; with ``processor``, its frame multiple."""
+        sampling = VideoSampling(
+            num_frames=self.num_frames,
+            fps=self.fps,
+            max_frames=self.max_frames,
+            max_pixels=self.max_pixels,
+            mode=self.sampling_mode,
+            **({"frame_multiple": self.frame_multiple} if self.frame_multiple else {}),
+        )
+        if processor is None:
+            return sampling
+        needed = processor_frame_multiple(processor)
+        if needed is None:  # the processor resizes frames itself
+            return sampling
+        if self.frame_multiple and self.frame_multiple != needed:
+            raise ValueError(f"frame_multiple={self.frame_multiple} but the processor's patches need {needed}: leave it unset")
+        return sampling.with_processor(processor)
 
 
 def fidelity_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -134,8 +163,13 @@ class RankTrainer(Trainer):
         args: a [`RankConfig`].
         train_dataset / eval_dataset: pair datasets (`video_a`, `video_b`, `label`, `prob`).
         processing_class: the processor; loaded with the model when `model` is a string.
-        peft_config: a `peft.LoraConfig`; LoRA adapters are added to the model.
-        data_collator: defaults to [`DataCollatorForVideoPairs`] configured from `args`.
+        peft_config: a `peft.LoraConfig` (e.g. from `trl.get_peft_config`), or None; LoRA adapters
+            are added to the model. Without `target_modules` the language model's projections are
+            targeted (`ssvqa.modeling.lora_target_modules`).
+        data_collator: defaults to [`DataCollatorForVideoPairs`] with the video sampling of `args`.
+
+    The video sampling (`args.video_sampling(processor)`) is saved beside the weights by
+    `save_model` (checkpoints included) as `video_sampling.json`, where scoring and relabelling read it.
     """
 
     _tag_names = ["ssvqa", "video-quality-assessment", "ranking"]
@@ -147,34 +181,37 @@ class RankTrainer(Trainer):
         train_dataset: datasets.Dataset | None = None,
         eval_dataset: datasets.Dataset | dict[str, datasets.Dataset] | None = None,
         processing_class=None,
-        peft_config=None,
+        peft_config: PeftConfig | None = None,
         data_collator=None,
         callbacks=None,
         optimizers=(None, None),
     ):
         args = args or RankConfig(output_dir="ranker")
+        if peft_config is not None and not isinstance(peft_config, PeftConfig):
+            raise TypeError(f"peft_config must be a peft.LoraConfig (e.g. trl.get_peft_config(model_args)) or None, got {peft_config!r}")
         self.model_id = model if isinstance(model, str) else getattr(model.config, "_name_or_path", None)
         if isinstance(model, str):
             from ssvqa.modeling import load_ranker
 
-            model, loaded_processor = load_ranker(model, lora=peft_config, **(args.model_init_kwargs or {}))
+            init = dict(args.model_init_kwargs or {})
+            if "quantization_config" in init:  # TRL's name for it
+                init["quantization"] = init.pop("quantization_config")
+            model, loaded_processor = load_ranker(model, lora=peft_config, **init)
             processing_class = processing_class or loaded_processor
         elif peft_config is not None:
-            from peft import get_peft_model
+            from ssvqa.modeling import add_lora
 
-            model = get_peft_model(model, peft_config)
+            model = add_lora(model, peft_config)
         if processing_class is None:
             raise ValueError("processing_class (the model's processor) is required when model is not a string")
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
         self.level_ids = level_token_ids(tokenizer)
+        self.video_sampling = args.video_sampling(processing_class)
+        model.video_sampling = self.video_sampling  # what scoring this model in memory reads
         if data_collator is None:
             data_collator = DataCollatorForVideoPairs(
                 processing_class,
-                num_frames=args.num_frames,
-                fps=args.fps,
-                max_frames=args.max_frames,
-                max_pixels=args.max_pixels,
-                frame_multiple=args.frame_multiple,
+                sampling=self.video_sampling,
                 num_threads=args.decode_threads,
                 swap_augmentation=args.swap_augmentation,
                 soft_targets=args.soft_targets,
@@ -254,10 +291,11 @@ class RankTrainer(Trainer):
     # ------------------------------------------------------------------ saving
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the adapter (or full weights), the processor, and a model card."""
+        """Save the adapter (or full weights), the processor, the video sampling and a model card."""
         super().save_model(output_dir, _internal_call)
         output_dir = output_dir or self.args.output_dir
         if self.is_world_process_zero():
+            self.video_sampling.save_pretrained(output_dir)
             Path(output_dir, "README.md").write_text(self.model_card())
 
     def model_card(self, extra: str = "", location: str | None = None) -> str:
@@ -273,7 +311,6 @@ class RankTrainer(Trainer):
             if key.startswith("eval_") and isinstance(value, float) and math.isfinite(value)
         )
         adapter = hasattr(self.model, "peft_config")
-        sampling = f"{args.fps} fps (at most {args.max_frames} frames)" if args.fps else f"{args.num_frames} frames"
         return f"""---
 library_name: {"peft" if adapter else "transformers"}
 base_model: {self.model_id or "unknown"}
@@ -293,7 +330,7 @@ against anchor videos (`ssvqa score`).
 - base model: `{self.model_id}`; {"LoRA adapter" if adapter else "full weights"}
 - loss: `{args.loss_type}`{" with soft targets" if args.soft_targets else ""}; label smoothing {args.label_smoothing};
   swap augmentation: {args.swap_augmentation}
-- video sampling: {sampling}, at most {args.max_pixels} pixels per frame
+- video sampling: {self.video_sampling.describe()} (`video_sampling.json`)
 - optimisation: learning rate {args.learning_rate}, {args.num_train_epochs} epochs, batch {args.per_device_train_batch_size}
   per device x {args.gradient_accumulation_steps} accumulation, {self.state.global_step} steps, seed {args.seed}
 

@@ -10,7 +10,7 @@ import datasets
 import pytest
 import torch
 
-import ssvqa.collator as collator_module
+import ssvqa.video
 from conftest import free_port
 from ssvqa.collator import DataCollatorForVideoPairs, soft_target
 from ssvqa.errors import VideoError
@@ -66,13 +66,13 @@ def test_soft_target_keeps_the_expected_preference():
 def test_collator_decodes_each_distinct_video_once_per_batch(pairs, tiny_models, monkeypatch):
     processor = load_ranker(tiny_models["qwen2_5_vl"])[1]
     calls = []
-    real_decode = collator_module.decode_frames
+    real_decode = ssvqa.video.decode_frames
 
     def counting_decode(source, **kwargs):  # a spy: the real decoder runs
         calls.append(kwargs.get("name"))
         return real_decode(source, **kwargs)
 
-    monkeypatch.setattr(collator_module, "decode_frames", counting_decode)
+    monkeypatch.setattr(ssvqa.video, "decode_frames", counting_decode)
     rows = [pairs[i] for i in range(min(8, len(pairs)))]
     distinct = {row[column]["bytes"] for row in rows for column in ("video_a", "video_b")}
     assert len(distinct) < 2 * len(rows), "fixture should reuse a video across pairs (the pristine reference)"
