@@ -358,7 +358,7 @@ def _quantization_config(quantization, config, trust_remote_code: bool = False):
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=_compute_dtype(),
+            bnb_4bit_compute_dtype=compute_dtype(),
             bnb_4bit_quant_storage=torch.uint8,
             llm_int8_skip_modules=skip,
         )
@@ -367,7 +367,7 @@ def _quantization_config(quantization, config, trust_remote_code: bool = False):
     raise ValueError(f"quantization must be '4bit', '8bit', a BitsAndBytesConfig or None, got {quantization!r}")
 
 
-def _compute_dtype() -> torch.dtype:
+def compute_dtype() -> torch.dtype:
     """bf16 on GPUs that support it, float32 otherwise (CPU bf16 matmuls are slow or emulated)."""
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         return torch.bfloat16

@@ -199,6 +199,9 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     """Run (or finish, or only publish) round ``args.round``; returns its report."""
     from accelerate import PartialState
 
+    from ssvqa.model_config import check_model_config
+
+    check_model_config(model_args)  # a recipe field that would be ignored fails now, not after the data is made
     state = PartialState(cpu=bool(getattr(training_args, "use_cpu", False)))
     root = Path(training_args.output_dir)
     here = round_dir(root, args.round)
@@ -306,10 +309,11 @@ def _make_round_dataset(args, training_args, model_args, base: str, root: Path, 
 
     pairs = load_round_pairs(args, root / ".cache")
     if args.round > 0:
+        from ssvqa.model_config import load_trained_model
         from ssvqa.relabel import relabel_with_ranker
 
         previous = round_dir(root, args.round - 1) / "model"
-        model, processor = _load_trained(previous, base, training_args, model_args)
+        model, processor = load_trained_model(previous, base, model_args, use_cpu=bool(getattr(training_args, "use_cpu", False)))
         train = pairs["train"]
         origins = train["origin"]
         chosen = [i for i, origin in enumerate(origins) if origin in args.relabel_origins]
@@ -345,35 +349,6 @@ def _dataset_method(args: RoundArguments) -> str:
     )
 
 
-def _load_options(model_args) -> dict[str, Any]:
-    """``trl.ModelConfig`` as keyword arguments of :func:`ssvqa.modeling.load_ranker`."""
-    options: dict[str, Any] = {}
-    if getattr(model_args, "load_in_4bit", False):
-        options["quantization"] = "4bit"
-    elif getattr(model_args, "load_in_8bit", False):
-        options["quantization"] = "8bit"
-    for ours, theirs in (("dtype", "dtype"), ("attn_implementation", "attn_implementation"), ("revision", "model_revision")):
-        if getattr(model_args, theirs, None) is not None:
-            options[ours] = getattr(model_args, theirs)
-    return options
-
-
-def _load_trained(model_dir: Path, base: str, training_args, model_args):
-    """A saved round model (an adapter on its base, or full weights), loaded as the round trains:
-    same quantization and dtype, on this process's GPU when there is one."""
-    import torch
-
-    from ssvqa.modeling import load_ranker
-
-    options = _load_options(model_args)
-    if torch.cuda.is_available() and not getattr(training_args, "use_cpu", False):
-        options["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    if (model_dir / "adapter_config.json").exists():
-        return load_ranker(base, adapter=str(model_dir), **options)
-    # full weights saved by the round itself: a local folder (no Hub revision), never quantized
-    return load_ranker(str(model_dir), **{k: v for k, v in options.items() if k not in ("quantization", "revision")})
-
-
 def _heldout(pairs, args: RoundArguments, seed: int):
     test = pairs.get("test")
     if test is None or len(test) == 0:
@@ -391,28 +366,25 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
     """A RankTrainer for this round: from the base (new LoRA if asked) or from round k-1's model."""
     import dataclasses
 
+    from ssvqa.model_config import load_trained_model, model_init_kwargs, peft_config
     from ssvqa.trainer import RankTrainer
 
-    init = {**_load_options(model_args), **(training_args.model_init_kwargs or {})}
+    use_cpu = bool(getattr(training_args, "use_cpu", False))
     # load_ranker turns checkpointing on (non-reentrant, after LoRA); the Trainer must not do it again.
     wants_checkpointing = bool(training_args.gradient_checkpointing or getattr(training_args, "activation_checkpointing", False))
-    init.setdefault("gradient_checkpointing", wants_checkpointing)
-    previous = round_dir(root, args.round - 1) / "model" if args.round > 0 else None
-    model, peft_config = base, None
-    if previous is not None and args.init_from == "previous":
-        if (previous / "adapter_config.json").exists():
-            init.update(adapter=str(previous), adapter_trainable=True)
-        else:
-            model = str(previous)
-    elif model_args.use_peft:
-        peft_config = True
-        init.update(lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
-                    lora_target=model_args.lora_target_modules or "auto")
     overrides = {name: False for name in ("gradient_checkpointing", "activation_checkpointing") if hasattr(training_args, name)}
     if args.round == 0 and args.first_round_max_steps:
         overrides["max_steps"] = args.first_round_max_steps
+    previous = round_dir(root, args.round - 1) / "model" if args.round > 0 else None
+    if previous is not None and args.init_from == "previous":
+        model, processor = load_trained_model(previous, base, model_args, trainable=True, use_cpu=use_cpu,
+                                              gradient_checkpointing=wants_checkpointing)
+        config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), **overrides)
+        return RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, processing_class=processor)
+    init = {**model_init_kwargs(model_args, use_cpu=use_cpu), **(training_args.model_init_kwargs or {})}
+    init.setdefault("gradient_checkpointing", wants_checkpointing)
     config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), model_init_kwargs=init, **overrides)
-    return RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config)
+    return RankTrainer(model=base, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config(model_args))
 
 
 def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) -> dict[str, Any]:

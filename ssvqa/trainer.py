@@ -12,20 +12,27 @@ next-token logits over the five level words (``inferior … superior``) are its 
 Example:
 
 ```python
-from peft import LoraConfig
 from datasets import load_dataset
-from ssvqa.trainer import RankConfig, RankTrainer
+from peft import LoraConfig
+from transformers import BitsAndBytesConfig
+from ssvqa import RankConfig, RankTrainer
 
 pairs = load_dataset("my-org/distortion-pairs")
 trainer = RankTrainer(
     model="Qwen/Qwen2.5-VL-7B-Instruct",
-    args=RankConfig(output_dir="ranker", num_frames=8, max_pixels=448 * 448),
+    args=RankConfig(
+        output_dir="ranker", num_frames=8, max_pixels=448 * 448,
+        model_init_kwargs={"dtype": "bfloat16", "quantization_config": BitsAndBytesConfig(load_in_4bit=True)},
+    ),
     train_dataset=pairs["train"],
     eval_dataset=pairs["test"],
-    peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"),
+    peft_config=LoraConfig(r=16, lora_alpha=32),  # no target_modules: the language model's projections
 )
 trainer.train()
 ```
+
+From a recipe's `trl.ModelConfig`: `ssvqa.model_config.peft_config(model_args)` and
+`model_init_kwargs(model_args)` (`trl.get_peft_config`/`get_quantization_config`, checked).
 """
 
 from __future__ import annotations
