@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ import torch
 from ssvqa.errors import VideoError
 from ssvqa.labels import LEVEL_WEIGHTS, mirror_level
 from ssvqa.prompts import QUESTION, encode_pairs
-from ssvqa.sampling import VideoSampling
+from ssvqa.sampling import DecodedVideos, VideoSampling
 from ssvqa.video import is_within
 
 
@@ -94,9 +93,9 @@ class DataCollatorForVideoPairs:
         rows = list(examples)
         if self.swap_augmentation:
             rows += [_mirrored(row) for row in rows]
-        decoded: dict[str, torch.Tensor] = {}
-        videos_a = [self._frames(row["video_a"], decoded) for row in rows]
-        videos_b = [self._frames(row["video_b"], decoded) for row in rows]
+        decoded = DecodedVideos(self.sampling, num_threads=self.num_threads)
+        videos_a = [decoded.frames(*self._source(row["video_a"])) for row in rows]
+        videos_b = [decoded.frames(*self._source(row["video_b"])) for row in rows]
         batch = dict(
             encode_pairs(
                 self.processor,
@@ -117,13 +116,6 @@ class DataCollatorForVideoPairs:
             target = (1 - self.label_smoothing) * target + self.label_smoothing / len(LEVEL_WEIGHTS)
         batch.update(level=levels, prob=probs, target=target)
         return batch
-
-    def _frames(self, video: Any, decoded: dict[str, torch.Tensor]) -> torch.Tensor:
-        source, name = self._source(video)
-        key = hashlib.blake2b(source, digest_size=16).hexdigest() if isinstance(source, bytes) else f"path:{source}"
-        if key not in decoded:
-            decoded[key] = self.sampling.decode(source, num_threads=self.num_threads, name=name)
-        return decoded[key]
 
     def _source(self, video: Any) -> tuple[bytes | str, str]:
         """The bytes or path to decode, and the name errors should use."""

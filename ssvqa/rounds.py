@@ -42,6 +42,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ssvqa.io import atomic_write_json
+
 REPORT_FILE = "report.json"
 PLOT_FILE = "rounds.png"
 # Figures of the per-round table, in print order: (report key, column title).
@@ -274,7 +276,7 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
         _write_model_card(trainer, here / "model", report)
         if args.push_merged:
             _save_merged(trainer, here / "model" / "merged")
-        _atomic_json(report_path, report)
+        atomic_write_json(report_path, report)
         _plot_rounds(root)
         report = _publish(args, training_args, here, report)
         shutil.rmtree(here / "checkpoints", ignore_errors=True)  # the round is finished and saved
@@ -526,7 +528,7 @@ def _publish(args: RoundArguments, training_args, here: Path, report: dict[str, 
             print(f"[publish] pushing {folder} to {repo_id}@{revision or 'main'} failed: {type(error).__name__}: "
                   f"{str(error)[:300]}\n          everything is saved in {here}; run the same command again to retry the push",
                   flush=True)
-    _atomic_json(here / REPORT_FILE, report)
+    atomic_write_json(here / REPORT_FILE, report)
     return report
 
 
@@ -591,9 +593,3 @@ def _cell(value) -> str:
 
 def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
-
-
-def _atomic_json(path: Path, value: dict[str, Any]) -> None:
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temp.write_text(json.dumps(value, indent=2, default=str) + "\n")
-    os.replace(temp, path)

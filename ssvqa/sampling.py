@@ -164,6 +164,57 @@ class VideoSampling:
             raise SsvqaError(f"{path}: not a valid video sampling ({error})") from error
 
 
+class DecodedVideos:
+    """Each distinct video decoded once: a cache of frames keyed by content.
+
+    A video is its bytes (keyed by their SHA-256, so the same clip embedded in many rows, or
+    copied under other names, is one video) or a path (keyed by the resolved path). A video that
+    cannot be decoded raises :class:`~ssvqa.errors.VideoError` each time it is asked for, without
+    being decoded again.
+
+    >>> videos = DecodedVideos(VideoSampling(num_frames=4))                      # doctest: +SKIP
+    >>> videos.frames(row["video_a"]["bytes"], name="a.mp4").shape             # doctest: +SKIP
+    torch.Size([4, 3, 84, 112])
+    """
+
+    def __init__(self, sampling: VideoSampling, *, num_threads: int = 1):
+        self.sampling, self.num_threads = sampling, num_threads
+        self._frames: dict[str, Any] = {}
+        self._errors: dict[str, Exception] = {}
+
+    @staticmethod
+    def key(source) -> str:
+        """What identifies a video: the SHA-256 (hex) of its bytes, or ``path:<resolved path>``."""
+        import hashlib
+
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return hashlib.sha256(source).hexdigest()
+        return f"path:{os.path.realpath(source)}"
+
+    def frames(self, source, name: str | None = None, *, key: str | None = None):
+        """The frames of ``source`` (bytes or a path), decoded the first time it is asked for.
+        ``key``: :meth:`key` of ``source`` when the caller has it already."""
+        key = key or self.key(source)
+        if key in self._errors:
+            raise self._errors[key]
+        if key not in self._frames:
+            from ssvqa.errors import VideoError
+
+            try:
+                self._frames[key] = self.sampling.decode(source, num_threads=self.num_threads, name=name)
+            except VideoError as error:
+                self._errors[key] = error
+                raise
+        return self._frames[key]
+
+    def __getitem__(self, key: str):
+        """The frames of a video decoded before, by its :meth:`key`."""
+        return self._frames[key]
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
 def processor_frame_multiple(processor) -> int | None:
     """Side multiple the processor's patches need: patch size x spatial merge (28 for Qwen2.5-VL,
     32 for Qwen3-VL); None for a processor that resizes frames to its own size (LLaVA-OneVision)."""

@@ -54,7 +54,7 @@ import torch
 
 from ssvqa.errors import SsvqaError, VideoError
 from ssvqa.io import atomic_write_json
-from ssvqa.sampling import VideoSampling, resolve_sampling, saved_sampling
+from ssvqa.sampling import VideoSampling, resolve_sampling
 from ssvqa.scoring import anchor_matrix, score_against_anchors, select_anchors
 from ssvqa.video import VIDEO_EXTENSIONS, is_within, list_videos
 

@@ -51,8 +51,8 @@ from peft import PeftConfig
 from transformers import Trainer, TrainingArguments
 
 from ssvqa.collator import DataCollatorForVideoPairs
-from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
-from ssvqa.prompts import level_token_ids
+from ssvqa.labels import LEVELS
+from ssvqa.prompts import expected_preference, level_token_ids
 from ssvqa.sampling import SAMPLING_MODES, VideoSampling, processor_frame_multiple
 
 VIDEO_COLUMNS = ("video_a", "video_b")
@@ -252,8 +252,7 @@ class RankTrainer(Trainer):
         mode = "train" if model.training else "eval"
         logits = self.level_logits(model, inputs)
         log_probs = F.log_softmax(logits / self.args.temperature, dim=-1)
-        weights = torch.tensor(LEVEL_WEIGHTS, device=logits.device)
-        preference = (log_probs.exp() * weights).sum(-1)
+        preference = expected_preference(log_probs.exp())
         if self.args.loss_type == "ce":
             loss = -(inputs["target"].to(log_probs) * log_probs).sum(-1).mean()
         else:

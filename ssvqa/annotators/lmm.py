@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ssvqa.errors import VideoError
-from ssvqa.io import json_fingerprint
+from ssvqa.hashing import json_fingerprint
 from ssvqa.prompts import level_token_ids
 from ssvqa.sampling import VideoSampling, resolve_sampling, saved_sampling
 

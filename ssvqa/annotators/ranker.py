@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ssvqa.io import json_fingerprint
+from ssvqa.hashing import json_fingerprint
 
 
 class RankerAnnotator:
