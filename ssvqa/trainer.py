@@ -234,6 +234,8 @@ class RankTrainer(Trainer):
             callbacks=callbacks,
             optimizers=optimizers,
         )
+        if hasattr(self.model, "add_model_tags"):  # pushed with the model (config "tags")
+            self.model.add_model_tags(self._tag_names)
         # Sums, not means, so accuracy over an epoch is exact however batches split the ties.
         self._stats = {"train": defaultdict(float), "eval": defaultdict(float)}
 
@@ -304,11 +306,25 @@ class RankTrainer(Trainer):
             self.video_sampling.save_pretrained(output_dir)
             Path(output_dir, "README.md").write_text(self.model_card())
 
-    def model_card(self, extra: str = "", location: str | None = None) -> str:
-        """A model card that tells what the model is, how it was trained and how to use it.
+    def create_model_card(self, model_name: str | None = None, tags: str | list[str] | None = None, **kwargs) -> None:
+        """Write the model card (:meth:`model_card`) to ``output_dir``: what ``push_to_hub`` uploads
+        (it replaces the generic card of ``transformers.Trainer``)."""
+        if not self.is_world_process_zero():
+            return
+        more = [tags] if isinstance(tags, str) else list(tags or [])
+        Path(self.args.output_dir).mkdir(parents=True, exist_ok=True)
+        Path(self.args.output_dir, "README.md").write_text(self.model_card(tags=more))
+
+    def model_card(self, extra: str = "", location: str | None = None, tags: list[str] | None = None) -> str:
+        """A model card (``huggingface_hub.ModelCard``) that tells what the model is, how it was
+        trained and how to use it.
 
         ``extra``: more markdown (e.g. a self-improvement round's figures); ``location``: where
-        users load the model from (default: ``hub_model_id``, else ``output_dir``)."""
+        users load the model from (default: ``hub_model_id``, else ``output_dir``); ``tags``: more
+        Hub tags besides the trainer's. ``base_model`` is the base's Hub id, left out when the base
+        is a local folder."""
+        from huggingface_hub import ModelCard, ModelCardData
+
         args = self.args
         evals = [entry for entry in self.state.log_history if "eval_loss" in entry]
         figures = "\n".join(
@@ -317,13 +333,17 @@ class RankTrainer(Trainer):
             if key.startswith("eval_") and isinstance(value, float) and math.isfinite(value)
         )
         adapter = hasattr(self.model, "peft_config")
-        return f"""---
-library_name: {"peft" if adapter else "transformers"}
-base_model: {self.model_id or "unknown"}
-pipeline_tag: video-text-to-text
-tags: [ssvqa, video-quality-assessment, ranking{", lora" if adapter else ""}]
----
-
+        base = _hub_id(self.model_id)
+        data = ModelCardData(
+            library_name="peft" if adapter else "transformers",
+            base_model=base,
+            pipeline_tag="video-text-to-text",
+            tags=list(dict.fromkeys([*self._tag_names, *(["lora"] if adapter else []), *(tags or [])])),
+        )
+        length = f"{args.max_steps} steps (max_steps)" if args.max_steps > 0 else f"{args.num_train_epochs:g} epochs"
+        where = location or args.hub_model_id or args.output_dir
+        load = f'load_ranker("{base or "BASE_MODEL"}", adapter="{where}")' if adapter else f'load_ranker("{where}")'
+        body = f"""
 # Video quality ranker (ssvqa)
 
 A video LMM fine-tuned with ssvqa (self-supervised video quality assessment) to compare the quality of two videos. Given
@@ -333,12 +353,12 @@ against anchor videos (`ssvqa score`).
 
 ## Training
 
-- base model: `{self.model_id}`; {"LoRA adapter" if adapter else "full weights"}
+- base model: {f"`{base}`" if base else "a local model"}; {"LoRA adapter" if adapter else "full weights"}
 - loss: `{args.loss_type}`{" with soft targets" if args.soft_targets else ""}; label smoothing {args.label_smoothing};
   swap augmentation: {args.swap_augmentation}
 - video sampling: {self.video_sampling.describe()} (`video_sampling.json`)
-- optimisation: learning rate {args.learning_rate}, {args.num_train_epochs} epochs, batch {args.per_device_train_batch_size}
-  per device x {args.gradient_accumulation_steps} accumulation, {self.state.global_step} steps, seed {args.seed}
+- optimisation: learning rate {args.learning_rate}, {length}, batch {args.per_device_train_batch_size}
+  per device x {args.gradient_accumulation_steps} accumulation, {self.state.global_step} steps done, seed {args.seed}
 
 ## Evaluation (held-out pairs)
 
@@ -350,10 +370,24 @@ against anchor videos (`ssvqa score`).
 ## Use
 
 ```python
-from ssvqa.modeling import load_ranker, compare
-model, processor = load_ranker("{location or args.hub_model_id or args.output_dir}")
+from ssvqa import QualityScorer, load_ranker
+model, processor = {load}
 ```
 """
+        return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+def _hub_id(model_id: str | None) -> str | None:
+    """``model_id`` when it names a Hub repository; None for a local folder (or nothing)."""
+    if not model_id or Path(model_id).exists():
+        return None
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(model_id)
+    except HFValidationError:
+        return None
+    return model_id
 
 
 def _undecoded(dataset):

@@ -159,3 +159,25 @@ def test_two_process_accelerate_launch_trains_and_exits_cleanly(pair_dataset_dir
     result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert result["world_size"] == 2 and result["steps"] == 3
     assert (tmp_path / "ddp" / "model.safetensors").exists()
+
+
+def test_model_card_says_what_was_configured_and_names_only_hub_bases(pairs, tiny_models, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from ssvqa.modeling import base_model
+
+    args = _args(tmp_path, max_steps=2, num_train_epochs=3)
+    trainer = RankTrainer(model=str(tiny_models["qwen2_5_vl"]), args=args, train_dataset=_fixed_batch(pairs))
+    assert {"ssvqa", "ranking"} <= set(base_model(trainer.model).model_tags)  # add_model_tags: pushed with the model
+    trainer.train()
+    trainer.save_model()
+    card = ModelCard.load(Path(args.output_dir) / "README.md")
+    assert card.data.base_model is None  # a local folder is no Hub id
+    assert card.data.library_name == "transformers" and "ssvqa" in card.data.tags
+    assert "2 steps (max_steps)" in card.text and "epochs" not in card.text
+
+    trainer.model_id = "Qwen/Qwen2.5-VL-7B-Instruct"
+    trainer.args.max_steps = -1
+    hub = ModelCard(trainer.model_card(tags=["round-1"]))
+    assert hub.data.base_model == "Qwen/Qwen2.5-VL-7B-Instruct" and "round-1" in hub.data.tags
+    assert "3 epochs" in hub.text
