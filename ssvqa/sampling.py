@@ -34,6 +34,7 @@ from typing import Any
 SAMPLING_FILE = "video_sampling.json"
 SAMPLING_MODES = ("resize",)
 DEFAULT_NUM_FRAMES = 8
+DEFAULT_MAX_FRAMES = 32
 DEFAULT_MAX_PIXELS = 112 * 112
 """Pixel budget per frame when nothing says otherwise: suits the tiny test models. Real rankers
 set theirs in the recipe (e.g. ``448 * 448``) and carry it in their saved sampling."""
@@ -68,7 +69,7 @@ class VideoSampling:
 
     num_frames: int | None = DEFAULT_NUM_FRAMES
     fps: float | None = None
-    max_frames: int = 32
+    max_frames: int = DEFAULT_MAX_FRAMES
     max_pixels: int = DEFAULT_MAX_PIXELS
     mode: str = "resize"
     frame_multiple: int = DEFAULT_FRAME_MULTIPLE

@@ -57,7 +57,7 @@ from transformers import Trainer, TrainingArguments
 from ssvqa.collator import DataCollatorForVideoPairs
 from ssvqa.labels import LEVELS
 from ssvqa.prompts import expected_preference, level_token_ids
-from ssvqa.sampling import SAMPLING_MODES, VideoSampling, processor_frame_multiple
+from ssvqa.sampling import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DEFAULT_NUM_FRAMES, SAMPLING_MODES, VideoSampling, processor_frame_multiple
 
 VIDEO_COLUMNS = ("video_a", "video_b")
 
@@ -117,10 +117,10 @@ class RankConfig(TrainingArguments):
             `trl.get_quantization_config`) quantizes the language model.
     """
 
-    num_frames: int = field(default=8, metadata={"help": "Frames sampled uniformly from each video."})
+    num_frames: int = field(default=DEFAULT_NUM_FRAMES, metadata={"help": "Frames sampled uniformly from each video."})
     fps: float | None = field(default=None, metadata={"help": "Sample frames at this rate instead of num_frames."})
-    max_frames: int = field(default=32, metadata={"help": "Cap on frames per video when sampling by fps."})
-    max_pixels: int = field(default=112 * 112, metadata={"help": "Pixel budget per frame (aspect kept)."})
+    max_frames: int = field(default=DEFAULT_MAX_FRAMES, metadata={"help": "Cap on frames per video when sampling by fps."})
+    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata={"help": "Pixel budget per frame (aspect kept)."})
     sampling_mode: str = field(default="resize", metadata={"help": f"How frames meet the pixel budget: {', '.join(SAMPLING_MODES)}."})
     frame_multiple: int | None = field(default=None, metadata={"help": "Round frame sides to this multiple (default: the processor's)."})
     decode_threads: int = field(default=1, metadata={"help": "FFmpeg threads per video decode."})
