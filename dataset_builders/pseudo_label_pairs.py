@@ -47,6 +47,7 @@ from typing import Any, Sequence
 from ssvqa.annotators.base import annotate
 from ssvqa.annotators.external import ExternalScores
 from ssvqa.builder import InputItem, Inputs, Skipped, add_builder_arguments, builder_kwargs, collect_inputs, input_key, shard
+from ssvqa.errors import UsageError
 from ssvqa.labels import LEVELS, NORMALISATIONS, LevelThresholds, label_pairs
 from ssvqa.pair_dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
 from ssvqa.video import content_hash, is_within
@@ -71,7 +72,7 @@ def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker
         from ssvqa.annotators.ranker import RankerAnnotator
 
         return RankerAnnotator.from_pretrained(target, **(ranker_options or {}))
-    raise ValueError(f"unknown teacher {spec!r}: use classical, lmm:MODEL or ranker:MODEL")
+    raise UsageError(f"unknown teacher {spec!r}: use classical, lmm:MODEL or ranker:MODEL")
 
 
 @dataclass
@@ -113,7 +114,10 @@ class PseudoPairsReport:
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} input(s):")
             lines += [f"  {item['input']}: {item['reason'].splitlines()[0]}" for item in self.skipped]
-        lines.append(f"Dataset: {self.output_dir}  (datasets.load_dataset({str(self.output_dir)!r}))")
+        if self.num_pairs:
+            lines.append(f"Dataset: {self.output_dir}  (datasets.load_dataset({str(self.output_dir)!r}))")
+        else:
+            lines.append("error: no pairs were made: fewer than two usable videos (see the reasons above)")
         if self.commit_url:
             lines.append(f"Pushed: {self.commit_url}")
         return "\n".join(lines)
@@ -162,15 +166,15 @@ def build_pseudo_pairs(
     output_dir = Path(output_dir)
     work_dir = Path(work_dir) if work_dir is not None else output_dir / ".work"
     if not teachers and not external_teachers:
-        raise ValueError("need at least one teacher")
+        raise UsageError("need at least one teacher (--teachers or --teacher-scores)")
     annotators = [make_teacher(t) if isinstance(t, str) else t for t in teachers]
     external = [ExternalScores.from_spec(t) if isinstance(t, str) else t for t in external_teachers]
     names = [a.name for a in annotators] + [e.name for e in external]
     if len(set(names)) != len(names):
-        raise ValueError(f"teacher names must differ, got {names} (give one a name=)")
+        raise UsageError(f"teacher names must differ, got {names} (give one a name=)")
     if isinstance(inputs, (str, Path)):
         if Path(inputs).is_dir() and is_within(output_dir, inputs):
-            raise ValueError(f"the output folder {output_dir} must not be inside the input folder {inputs}")
+            raise UsageError(f"the output folder {output_dir} must not be inside the input folder {inputs}")
         found = collect_inputs(inputs, work_dir=work_dir, video_column=video_column, shard_index=shard_index, num_shards=num_shards)
     else:
         items = [InputItem(input_key(str(p)), Path(p), str(p)) for p in inputs]
@@ -274,7 +278,7 @@ def build_pseudo_pairs(
         num_shards=num_shards,
         unknown_videos=unknown,
     )
-    if push_to_hub and writer:
+    if push_to_hub and writer and report.num_pairs:
         from ssvqa.hub import push_folder
 
         report.commit_url = push_folder(
@@ -324,7 +328,7 @@ sampled, {counts.get('dropped_disagreement', 0)} dropped for teacher disagreemen
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options (shared by ``ssvqa build-pseudo-pairs`` and ``python -m``)."""
     what, how = add_builder_arguments(parser, "teachers and labels")
-    what.add_argument("--teachers", nargs="*", default=["classical"],
+    what.add_argument("--teachers", nargs="*", default=["classical"], type=_teacher_spec,
                       help="classical, lmm:MODEL (zero-shot chat video LMM), ranker:MODEL (trained ranker with "
                       "anchors.json); default: classical")
     what.add_argument("--teacher-scores", nargs="+", default=[], metavar="NAME=PATH_OR_REPO",
@@ -347,8 +351,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--batch-size", type=int, default=8, help="videos per teacher call (default: 8)")
 
 
+def _teacher_spec(text: str) -> str:
+    """``--teachers``: classical, lmm:MODEL or ranker:MODEL, with MODEL an existing folder or a
+    Hub id (checked when parsing, so a mistyped path fails at once)."""
+    from ssvqa.hub import local_or_hub_id
+
+    kind, _, target = text.partition(":")
+    try:
+        if (kind, target) != ("classical", "") and not (kind in ("lmm", "ranker") and target):
+            raise UsageError(f"unknown teacher {text!r}: use classical, lmm:MODEL or ranker:MODEL")
+        if target:
+            local_or_hub_id(target, "model folder")
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the command with parsed ``args``; prints the summary."""
+    """Run the command with parsed ``args``; prints the summary.
+
+    Exit status: 0 when pairs were made; 1 when none were (the summary says why)."""
     report = build_pseudo_pairs(
         args.inputs,
         args.output_dir,
@@ -365,16 +387,12 @@ def main(args: argparse.Namespace) -> int:
         **builder_kwargs(args),
     )
     print(report)
-    return 0
+    return 0 if report.num_pairs else 1
 
 
 if __name__ == "__main__":
-    from dataset_builders.pseudo_label_pairs import add_arguments as _add_arguments, main as _main
+    import sys
 
-    _parser = argparse.ArgumentParser(
-        prog="python -m dataset_builders.pseudo_label_pairs",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_arguments(_parser)
-    raise SystemExit(_main(_parser.parse_args()))
+    from ssvqa.cli import main as _cli_main
+
+    raise SystemExit(_cli_main(["build-pseudo-pairs", *sys.argv[1:]]))

@@ -57,13 +57,14 @@ import math
 import os
 import re
 import secrets
+import signal
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-from ssvqa.errors import VideoError
+from ssvqa.errors import TransientError, VideoError
 
 FAMILIES = ("compression", "spatial", "temporal")
 
@@ -235,6 +236,7 @@ def probe_source(path: str | Path) -> SourceInfo:
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
+        _raise_if_transient(result, path, "ffprobe")
         raise VideoError(path, f"not a readable video: {_last_line(result.stderr)}")
     streams = json.loads(result.stdout or "{}").get("streams") or []
     if not streams or not streams[0].get("width"):
@@ -379,9 +381,36 @@ def _ffmpeg_env() -> dict:
 def _run_ffmpeg(cmd: list[str], source: Path) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, env=_ffmpeg_env())
     if result.returncode != 0:
+        _raise_if_transient(result, source, "ffmpeg")
         raise VideoError(source, f"ffmpeg failed: {_last_line(result.stderr)}")
     if "Output file is empty" in result.stderr:
         raise VideoError(source, "no frames could be decoded")
+
+
+# ffmpeg's words for failures of the machine rather than of the video (strerror of ENOSPC,
+# EDQUOT, EACCES, EROFS, EIO, ENOMEM).
+_TRANSIENT_MESSAGES = (
+    "No space left on device", "Disk quota exceeded", "Permission denied", "Read-only file system",
+    "Input/output error", "Cannot allocate memory",
+)
+
+
+def _raise_if_transient(result: subprocess.CompletedProcess, path: Path, program: str) -> None:
+    """Raise TransientError when a failed ffmpeg/ffprobe says nothing about the video: it was
+    killed by a signal (the OOM killer sends SIGKILL), it was interrupted (ffmpeg exits with 255
+    after a SIGINT or SIGTERM reached it but not us), or the disk or memory failed it."""
+    code = result.returncode
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        raise TransientError(path, f"{program} was killed by {name} (out of memory, or stopped by someone)")
+    if code == 255:
+        raise TransientError(path, f"{program} was interrupted (exit status 255: it received a signal)")
+    for line in result.stderr.splitlines():
+        if any(message in line for message in _TRANSIENT_MESSAGES):
+            raise TransientError(path, f"{program} failed: {line.strip()}")
 
 
 def _last_line(text: str) -> str:
@@ -421,6 +450,7 @@ def render_variants(
 
     Raises:
         VideoError: the source cannot be read or ffmpeg fails on it; names the file and reason.
+        TransientError: ffmpeg was killed or interrupted, or the disk is full (a retry may work).
             No file with a final name is left behind for a variant that failed.
     """
     source, out_dir = Path(source), Path(out_dir)
@@ -553,6 +583,7 @@ def ssim_many(reference: str | Path, distorted: Sequence[str | Path], *, threads
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
+        _raise_if_transient(result, reference, "ffmpeg ssim")
         raise VideoError(reference, f"ffmpeg ssim failed: {_last_line(result.stderr)}")
     scores: dict[int, float] = {}
     for match in _SSIM_LINE.finditer(result.stderr):

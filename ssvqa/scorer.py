@@ -52,11 +52,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssvqa.errors import SsvqaError, VideoError
+from ssvqa.errors import SsvqaError, TransientError, UsageError, VideoError
 from ssvqa.io import atomic_write_json
 from ssvqa.sampling import VideoSampling, resolve_sampling
 from ssvqa.scoring import anchor_matrix, score_against_anchors, select_anchors
-from ssvqa.video import VIDEO_EXTENSIONS, is_within, list_videos
+from ssvqa.video import VIDEO_EXTENSIONS, is_within, list_videos, unusable_reason
 
 ANCHORS_FILE = "anchors.json"
 ANCHOR_VIDEOS_DIR = "anchors"
@@ -302,8 +302,8 @@ class QualityScorer:
         return self.batch_size // math.gcd(self.batch_size, pairs_per_video)
 
     def _decode(self, path) -> torch.Tensor:
-        if not Path(path).is_file():
-            raise VideoError(path, "file not found")
+        if (reason := unusable_reason(path)) is not None:  # a symlink loop says so, not "not found"
+            raise VideoError(path, reason)
         return self.sampling.decode(path)
 
     def _decode_all(self, paths: Sequence[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -311,7 +311,7 @@ class QualityScorer:
         for path in paths:
             try:
                 decoded[path] = self._decode(path)
-            except VideoError as err:
+            except (VideoError, TransientError) as err:
                 failed[path] = err.reason
         return decoded, failed
 
@@ -360,7 +360,7 @@ class QualityScorer:
 def _read_anchors(path: Path):
     """Anchor videos (absolute), scores, K×K block and settings from an ``anchors.json``."""
     if not path.is_file():
-        raise SsvqaError(f"anchors file {path} does not exist")
+        raise UsageError(f"anchors file {path}: {unusable_reason(path) or 'not a file'}")
     try:
         record = json.loads(path.read_text())
         entries = record["anchors"]
@@ -369,7 +369,9 @@ def _read_anchors(path: Path):
         raw = record.get("p_second_better")
         block = None if raw is None else np.array([[math.nan if v is None else v for v in row] for row in raw], dtype=np.float64)
     except (ValueError, KeyError, TypeError) as err:
-        raise SsvqaError(f"{path}: not a valid anchors file ({err})") from err
+        raise UsageError(f"{path}: not a valid anchors file ({err})") from err
+    if len(videos) < 2:
+        raise UsageError(f"{path}: has {len(videos)} anchor(s); scores need at least 2 anchor videos of known quality")
     root = path.parent
     resolved = []
     for name in videos:
@@ -442,9 +444,9 @@ def write_scores(path: str | os.PathLike, scores: dict[str, float], errors: dict
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``ssvqa score`` and ``ssvqa evaluate``: the ranker and how it is asked."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", required=True, help="ranker folder or Hub id")
-    group.add_argument("--adapter", default=None, help="LoRA adapter folder or Hub id to load on top of --model")
-    group.add_argument("--anchors", default=None, help=f"an {ANCHORS_FILE} (default: the one saved with the adapter or model)")
+    group.add_argument("--model", required=True, type=_model_spec, help="ranker folder or Hub id")
+    group.add_argument("--adapter", default=None, type=_model_spec, help="LoRA adapter folder or Hub id to load on top of --model")
+    group.add_argument("--anchors", default=None, type=_anchors_spec, help=f"an {ANCHORS_FILE} (default: the one saved with the adapter or model)")
     group.add_argument("--quantization", choices=["4bit", "8bit"], default=None, help="load the language model quantized")
     sampling = "default: the ranker's training sampling, from its video_sampling.json"
     group.add_argument("--num-frames", type=int, default=None, help=f"frames per video ({sampling})")
@@ -453,6 +455,27 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default: 8)")
     group.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the level logits (default: 1)")
     group.add_argument("--mirrored", action="store_true", help="ask both orders of every pair and average")
+
+
+def _model_spec(text: str) -> str:
+    """``--model`` and ``--adapter``: an existing folder or a Hub id, checked when parsing (a
+    mistyped path fails at once instead of after a wait for the Hub)."""
+    from ssvqa.hub import local_or_hub_id
+
+    try:
+        return local_or_hub_id(text, "model folder")
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _anchors_spec(text: str) -> str:
+    """``--anchors``: a readable anchors file (or a folder holding one) with at least 2 anchors."""
+    path = Path(text)
+    try:
+        _read_anchors(path / ANCHORS_FILE if path.is_dir() else path)
+    except SsvqaError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def scorer_from_args(args: argparse.Namespace, anchors=None) -> QualityScorer:
@@ -493,11 +516,7 @@ def main(args: argparse.Namespace) -> int:
     if not videos:
         print("no videos found in the inputs", file=sys.stderr)
         return 1
-    try:
-        scorer = scorer_from_args(args)
-    except SsvqaError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    scorer = scorer_from_args(args)  # errors (no anchors, a bad anchors file) end in ssvqa.cli
     scores, errors = scorer.score_with_errors(videos, progress=not args.no_progress)
     if scores:
         print(format_table([{"video": v, "score": round(s, 2)} for v, s in scores.items()], float_digits=2))

@@ -121,7 +121,7 @@ def test_bad_videos_reported_and_the_rest_scored(world, odd_videos):
     scores, errors = scorer.score_with_errors([good, odd_videos["empty"], odd_videos["not_video"], missing])
     assert list(scores) == [str(good)]
     assert set(errors) == {str(odd_videos["empty"]), str(odd_videos["not_video"]), str(missing)}
-    assert "0-byte" in errors[str(odd_videos["empty"])] and "not found" in errors[str(missing)]
+    assert "0-byte" in errors[str(odd_videos["empty"])] and "does not exist" in errors[str(missing)]
     with pytest.raises(VideoError, match="0-byte"):
         scorer.score([good, odd_videos["empty"]])
 
