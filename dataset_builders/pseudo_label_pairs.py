@@ -3,8 +3,10 @@
 No distortion is applied and no human rated anything: one or more *teachers* score every video,
 and pairs of videos are labelled from those scores (:func:`ssvqa.labels.label_pairs`).
 
-1. **Teachers** (``--teachers``, any of): ``classical`` (:class:`ClassicalAnnotator`, signal
-   measures, no model), ``lmm:MODEL`` (:class:`LMMLevelAnnotator`, a chat video LMM's rating-word
+1. **Teachers** (``--teachers``, any of, space- or comma-separated): ``classical``
+   (:class:`ClassicalAnnotator`, signal measures, no model), ``brisque`` and ``niqe`` (published
+   no-reference image quality models on sampled frames,
+   :mod:`ssvqa.annotators.natural_scene`), ``lmm:MODEL`` (:class:`LMMLevelAnnotator`, a chat video LMM's rating-word
    distribution, zero-shot) and ``ranker:MODEL`` (:class:`RankerAnnotator`, a trained pair ranker
    with its saved ``anchors.json``). Each scores every video with
    :func:`ssvqa.annotators.annotate`, cached by content hash in ``OUTPUT_DIR/.work/annotations``:
@@ -33,6 +35,7 @@ Examples::
 
     ssvqa build-pseudo-pairs videos/ -o pseudo/
     ssvqa build-pseudo-pairs videos/ -o pseudo/ --teachers classical lmm:Qwen/Qwen2.5-VL-7B-Instruct
+    ssvqa build-pseudo-pairs videos/ -o pseudo/ --teachers classical,brisque,niqe
     ssvqa build-pseudo-pairs videos.txt -o pseudo/ --teachers classical ranker:round-1/ --push-to-hub user/pseudo
 """
 
@@ -54,7 +57,7 @@ from ssvqa.video import content_hash, is_within
 
 
 def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker_options: dict[str, Any] | None = None):
-    """A teacher from its command-line spelling: ``classical``, ``lmm:MODEL`` or ``ranker:MODEL``.
+    """A teacher from its command-line spelling: ``classical``, ``brisque``, ``niqe``, ``lmm:MODEL`` or ``ranker:MODEL``.
 
     >>> make_teacher("classical").name
     'classical'
@@ -64,6 +67,10 @@ def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker
         from ssvqa.annotators.classical import ClassicalAnnotator
 
         return ClassicalAnnotator()
+    if kind in ("brisque", "niqe") and not target:
+        from ssvqa.annotators.natural_scene import BrisqueAnnotator, NiqeAnnotator
+
+        return BrisqueAnnotator() if kind == "brisque" else NiqeAnnotator()
     if kind == "lmm" and target:
         from ssvqa.annotators.lmm import LMMLevelAnnotator
 
@@ -72,7 +79,7 @@ def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker
         from ssvqa.annotators.ranker import RankerAnnotator
 
         return RankerAnnotator.from_pretrained(target, **(ranker_options or {}))
-    raise UsageError(f"unknown teacher {spec!r}: use classical, lmm:MODEL or ranker:MODEL")
+    raise UsageError(f"unknown teacher {spec!r}: use classical, brisque, niqe, lmm:MODEL or ranker:MODEL")
 
 
 @dataclass
@@ -152,8 +159,9 @@ def build_pseudo_pairs(
     """Build this shard of a pseudo-label pair dataset into ``output_dir`` (see the module doc).
 
     ``inputs`` is anything :func:`ssvqa.builder.collect_inputs` reads, or a list of video paths.
-    ``teachers`` are specs (``"classical"``, ``"lmm:MODEL"``, ``"ranker:MODEL"``) or ready
-    annotators; ``external_teachers`` are external teachers (``"NAME=FILE_OR_HUB_DATASET"`` or
+    ``teachers`` are specs (``"classical"``, ``"brisque"``, ``"niqe"``, ``"lmm:MODEL"``,
+    ``"ranker:MODEL"``; ``"brisque,niqe"`` names two) or ready annotators; ``external_teachers``
+    are external teachers (``"NAME=FILE_OR_HUB_DATASET"`` or
     :class:`~ssvqa.annotators.external.ExternalScores`). ``reference`` names the teacher the
     others are aligned to (``normalisation="logistic"``; default: the first). Pairs are made
     among this shard's videos only.
@@ -165,6 +173,7 @@ def build_pseudo_pairs(
     start = time.monotonic()
     output_dir = Path(output_dir)
     work_dir = Path(work_dir) if work_dir is not None else output_dir / ".work"
+    teachers = [part for t in teachers for part in (t.split(",") if isinstance(t, str) else [t]) if part != ""]
     if not teachers and not external_teachers:
         raise UsageError("need at least one teacher (--teachers or --teacher-scores)")
     annotators = [make_teacher(t) if isinstance(t, str) else t for t in teachers]
@@ -329,8 +338,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options (shared by ``ssvqa build-pseudo-pairs`` and ``python -m``)."""
     what, how = add_builder_arguments(parser, "teachers and labels")
     what.add_argument("--teachers", nargs="*", default=["classical"], type=_teacher_spec,
-                      help="classical, lmm:MODEL (zero-shot chat video LMM), ranker:MODEL (trained ranker with "
-                      "anchors.json); default: classical")
+                      help="classical, brisque, niqe (no-reference image quality models on sampled frames), "
+                      "lmm:MODEL (zero-shot chat video LMM), ranker:MODEL (trained ranker with anchors.json); "
+                      "space- or comma-separated; default: classical")
     what.add_argument("--teacher-scores", nargs="+", default=[], metavar="NAME=PATH_OR_REPO",
                       help="external teachers: a score file (CSV/JSON/Parquet of video,score) or a Hub dataset per "
                       "teacher, e.g. dover=dover_scores.csv")
@@ -352,18 +362,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _teacher_spec(text: str) -> str:
-    """``--teachers``: classical, lmm:MODEL or ranker:MODEL, with MODEL an existing folder or a
-    Hub id (checked when parsing, so a mistyped path fails at once)."""
+    """``--teachers``: classical, brisque, niqe, lmm:MODEL or ranker:MODEL (or several, comma-
+    separated), with MODEL an existing folder or a Hub id (checked when parsing, so a mistyped
+    path fails at once)."""
     from ssvqa.hub import local_or_hub_id
 
-    kind, _, target = text.partition(":")
-    try:
-        if (kind, target) != ("classical", "") and not (kind in ("lmm", "ranker") and target):
-            raise UsageError(f"unknown teacher {text!r}: use classical, lmm:MODEL or ranker:MODEL")
-        if target:
-            local_or_hub_id(target, "model folder")
-    except UsageError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    for spec in text.split(","):
+        kind, _, target = spec.partition(":")
+        try:
+            if not (kind in ("classical", "brisque", "niqe") and not target) and not (kind in ("lmm", "ranker") and target):
+                raise UsageError(f"unknown teacher {spec!r}: use classical, brisque, niqe, lmm:MODEL or ranker:MODEL")
+            if target:
+                local_or_hub_id(target, "model folder")
+        except UsageError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
     return text
 
 

@@ -111,6 +111,7 @@ CATALOGUE: dict[str, Distortion] = {
         Distortion("noise", "spatial", (6, 14, 28, 50), "additive temporal Gaussian noise, strength 6/14/28/50 (ffmpeg noise, 0-100)"),
         Distortion("downscale", "spatial", (2, 3, 5, 8), "downscale by 2/3/5/8 (area) then upscale back (bicubic): lost detail"),
         Distortion("exposure", "spatial", (0.7, 0.5, 0.35, 0.2), "under-exposure: RGB levels scaled to 70/50/35/20 % (darker, flatter)"),
+        Distortion("overexposure", "spatial", (1.4, 2.0, 2.8, 4.0), "over-exposure: luma brightened by gamma 1.4/2/2.8/4 (lifted shadows, washed-out highlights)"),
         Distortion("contrast", "spatial", (0.8, 0.6, 0.4, 0.2), "contrast reduced to 80/60/40/20 % around mid-grey (washed out)"),
         Distortion("saturation", "spatial", (0.6, 0.35, 0.15, 0.0), "colour saturation reduced to 60/35/15/0 %"),
         Distortion("sharpen", "spatial", (1.0, 2.0, 3.5, 5.0), "over-sharpening (7x7 unsharp mask, amount 1/2/3.5/5): halos and ringing"),
@@ -302,6 +303,10 @@ def _filter(name: str, value, size: tuple[int, int], rate: Fraction, seed: int) 
         # White maps to `value`: every RGB level is scaled down. (Over-exposure was tried first:
         # once highlights clip to white, stronger levels stop changing and SSIM ties or flips.)
         return f"colorlevels=romax={value}:gomax={value}:bomax={value}"
+    if name == "overexposure":
+        # A gamma lift, not a gain: a gain clips highlights to white, and once they saturate a
+        # stronger level stops changing the picture (SSIM ties or flips; see the module doc).
+        return f"eq=gamma={value}"
     if name == "contrast":
         # Squeeze every RGB channel towards mid-grey: output range [0.5 - c/2, 0.5 + c/2].
         low, high = 0.5 - value / 2, 0.5 + value / 2

@@ -2,8 +2,11 @@
 
 :class:`QualityScorer` asks the ranker (:func:`ssvqa.modeling.compare`) how each test video
 compares with K anchor videos of known quality and turns the answers into a 0–100 score with the
-Bradley–Terry MAP of :mod:`ssvqa.scoring` (that module's doc explains the math and the score's
-meaning: 0 = at or below the worst anchor, 100 = at or above the best one).
+Bradley–Terry MAP of :mod:`ssvqa.scoring` and a calibration fitted to the anchors' known scores
+(that module's doc explains the math and the formula). The default ``calibration="logistic"``
+extrapolates smoothly beyond the anchors: a video better than the best anchor scores between that
+anchor's score and 100, and distinct videos never tie; ``calibration="minmax"`` is the paper's rule
+(0 = at or below the worst anchor, 100 = at or above the best one), kept for comparison.
 
 >>> scorer = QualityScorer.from_pretrained("my-ranker")                      # doctest: +SKIP
 >>> scorer.score(["a.mp4", "b.mp4"])                                         # doctest: +SKIP
@@ -55,7 +58,7 @@ import torch
 from ssvqa.errors import SsvqaError, TransientError, UsageError, VideoError
 from ssvqa.io import atomic_write_json
 from ssvqa.sampling import VideoSampling, resolve_sampling
-from ssvqa.scoring import anchor_matrix, score_against_anchors, select_anchors
+from ssvqa.scoring import CALIBRATIONS, anchor_matrix, score_against_anchors, select_anchors
 from ssvqa.video import VIDEO_EXTENSIONS, is_within, list_videos, unusable_reason
 
 ANCHORS_FILE = "anchors.json"
@@ -85,6 +88,7 @@ class QualityScorer:
         temperature: float = 1.0,
         mirrored: bool = False,
         batch_size: int = 8,
+        calibration: str = "logistic",
         chunk_videos: int | None = None,
         model_dir: str | os.PathLike | None = None,
     ):
@@ -92,6 +96,9 @@ class QualityScorer:
             raise ValueError(f"{len(anchor_videos)} anchor videos but {len(anchor_scores)} anchor scores")
         if len(anchor_videos) < 2:
             raise ValueError(f"need at least 2 anchors, got {len(anchor_videos)}")
+        if calibration not in CALIBRATIONS:
+            raise UsageError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+        self.calibration = calibration
         self.model, self.processor = model, processor
         self.anchor_videos = [Path(p) for p in anchor_videos]
         self.anchor_scores = [float(s) for s in anchor_scores]
@@ -126,6 +133,7 @@ class QualityScorer:
         temperature: float = 1.0,
         mirrored: bool = False,
         batch_size: int = 8,
+        calibration: str = "logistic",
         quantization=None,
         device_map=None,
         processor=None,
@@ -148,12 +156,15 @@ class QualityScorer:
             mirrored: also ask every test–anchor pair in the other order and average the two
                 (cancels position bias; doubles the comparisons).
             batch_size: pairs per forward pass.
+            calibration: how latent scores become 0–100: ``"logistic"`` (fitted to the anchors'
+                known scores, no clamping) or ``"minmax"`` (the paper's rule, clamps at the
+                anchors); see :mod:`ssvqa.scoring`.
             quantization, device_map: passed to ``load_ranker``.
 
         Raises:
             SsvqaError: no anchors given and none saved with the model (the message says how to make them).
         """
-        settings = dict(temperature=temperature, mirrored=mirrored, batch_size=batch_size)
+        settings = dict(temperature=temperature, mirrored=mirrored, batch_size=batch_size, calibration=calibration)
         overrides = dict(num_frames=num_frames, fps=fps, max_pixels=max_pixels)
         if isinstance(model_or_path, (str, os.PathLike)):
             from ssvqa.modeling import load_ranker
@@ -282,7 +293,9 @@ class QualityScorer:
                 if decoded:
                     names = list(decoded)
                     p, q = self._test_preferences([decoded[n] for n in names], anchors)
-                    for name, value in zip(names, score_against_anchors(self._C_block, p, True, p_mirrored=q)):
+                    for name, value in zip(names, score_against_anchors(
+                        self._C_block, p, True, p_mirrored=q, anchor_scores=self.anchor_scores, calibration=self.calibration
+                    )):
                         scores[name] = float(value)
                 if bar is not None:
                     bar.update(len(chunks[index]))
@@ -455,6 +468,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default: 8)")
     group.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the level logits (default: 1)")
     group.add_argument("--mirrored", action="store_true", help="ask both orders of every pair and average")
+    group.add_argument(
+        "--calibration", choices=CALIBRATIONS, default="logistic",
+        help="latent score to 0-100: logistic fitted to the anchors (default; no clamping) or minmax (the paper's rule)",
+    )
 
 
 def _model_spec(text: str) -> str:
@@ -491,6 +508,7 @@ def scorer_from_args(args: argparse.Namespace, anchors=None) -> QualityScorer:
         temperature=args.temperature,
         mirrored=args.mirrored,
         batch_size=args.batch_size,
+        calibration=args.calibration,
         quantization=args.quantization,
         device_map=device_map,
     )

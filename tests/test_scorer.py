@@ -104,6 +104,12 @@ def test_batched_scores_equal_one_by_one_and_cross_video_batches(world, compare_
     # Several chunks (decoded while the previous one runs) give the same scores.
     scorer.chunk_videos = 5
     assert scorer.score(videos) == pytest.approx(together, abs=1e-6)
+    # The paper's min–max rule on the same answers: only the mapping to 0–100 differs.
+    scorer.calibration = "minmax"
+    minmax = scorer.score(videos)
+    assert all(0.0 <= s <= 100.0 for s in minmax) and minmax != pytest.approx(together, abs=1e-6)
+    with pytest.raises(ValueError, match="calibration"):
+        QualityScorer.from_pretrained(world["model"], world["anchors"], calibration="clamp")
 
 
 def test_mirrored_asks_both_orders(world, compare_calls):
