@@ -3,6 +3,8 @@
 # Idempotent: a second run with nothing changed takes about a second.
 #   - Debian's ffmpeg (the CLI for distortions, its shared libraries for torchcodec)
 #   - a virtual environment in .venv with torch 2.13.0 (CPU where no CUDA wheel is wanted) and ssvqa[dev]
+#   - a start-up hook in the venv (ssvqa-torchvision-shim.pth): every interpreter of it can import
+#     torchvision even where its native ops cannot load (ssvqa/_torchvision_shim.py); a no-op elsewhere
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -41,3 +43,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$venv/bin/python" -m pip install -q -e ".[dev]"
     echo "$want" > "$stamp"
 fi
+
+# Every run (cheap, idempotent): the torchvision start-up hook; it imports nothing heavy at start-up.
+SHIM_STEP='from ssvqa._torchvision_shim import write_pth; print("[bootstrap] start-up hook:", write_pth())'
+"$venv/bin/python" -c "$SHIM_STEP" >&2

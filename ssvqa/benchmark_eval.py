@@ -4,7 +4,7 @@ Scores every video of the benchmark with :class:`ssvqa.scorer.QualityScorer`, th
 ``--output-dir``:
 
 * ``report.json`` -- :func:`ssvqa.evaluation.correlation_report` (SRCC, KRCC, PLCC, RMSE, ...)
-  plus the settings (model, adapter, anchors, frames, pixels, ...) and the videos that failed;
+  plus the settings (model, adapter, anchors, video sampling, ...) and the videos that failed;
 * ``scores.csv`` -- each video's score and MOS;
 * ``scatter.png`` -- scores against MOS with the fitted logistic curve;
 
@@ -104,7 +104,8 @@ def main(args: argparse.Namespace) -> int:
         "anchors": [str(p) for p in scorer.anchor_videos],
         "anchor_scores": scorer.anchor_scores,
         "anchors_from_benchmark": bool(anchors),
-        **{k: getattr(scorer, k) for k in ("num_frames", "max_pixels", "temperature", "mirrored", "batch_size")},
+        "video_sampling": scorer.sampling.to_dict(),
+        **{k: getattr(scorer, k) for k in ("temperature", "mirrored", "batch_size")},
         "split": args.split,
         "root": str(args.root),
     }

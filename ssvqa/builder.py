@@ -59,6 +59,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from ssvqa.errors import TRANSIENT_ERRNOS, InputNotFoundError, TransientError, UsageError, VideoError
+from ssvqa.hashing import json_fingerprint
+from ssvqa.io import atomic_write_bytes, atomic_write_json
 from ssvqa.video import VIDEO_EXTENSIONS, content_hash, is_within, list_videos
 
 T = TypeVar("T")
@@ -299,7 +301,7 @@ def _materialise(entry: _Entry, part, video_column: str, root: Path | None, inpu
         data = value["bytes"]
         if not (target.is_file() and target.stat().st_size == len(data)):
             inputs_dir.mkdir(parents=True, exist_ok=True)
-            _atomic_write_bytes(target, data)
+            atomic_write_bytes(target, data)
         return _Entry(entry.key, name, path=target)
     # A row with only a path: it must stay inside the dataset's root (or the download caches).
     roots = [root] if root is not None else _cache_roots()
@@ -318,17 +320,9 @@ def _cache_roots() -> list[Path]:
     return [Path(datasets.config.HF_DATASETS_CACHE), Path(huggingface_hub.constants.HF_HUB_CACHE)]
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _atomic_write_json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_json(path, value, indent=1, sort_keys=True)
 
 
 # --------------------------------------------------------------------------- resumable map
@@ -528,7 +522,7 @@ def _load_record(work_dir: Path, item: InputItem, fingerprint: str) -> dict | No
 
 def fingerprint_of(arguments: dict[str, Any]) -> str:
     """A short hash of the arguments a builder's results depend on (for :func:`run_resumable`)."""
-    return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_fingerprint(arguments)[:16]
 
 
 # ---------------------------------------------------------------- command-line options shared by builders

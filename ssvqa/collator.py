@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +11,7 @@ import torch
 from ssvqa.labels import LEVEL_WEIGHTS, mirror_level
 from ssvqa.pair_dataset import row_video_file
 from ssvqa.prompts import QUESTION, encode_pairs
-from ssvqa.video import decode_frames
+from ssvqa.sampling import DecodedVideos, VideoSampling
 
 
 def soft_target(prob: float) -> list[float]:
@@ -53,7 +52,8 @@ class DataCollatorForVideoPairs:
 
     ```python
     >>> from ssvqa.collator import DataCollatorForVideoPairs
-    >>> collator = DataCollatorForVideoPairs(processor, num_frames=8, max_pixels=112 * 112, video_root="videos")
+    >>> sampling = VideoSampling(num_frames=8, max_pixels=112 * 112).with_processor(processor)
+    >>> collator = DataCollatorForVideoPairs(processor, sampling=sampling, video_root="videos")
     >>> batch = collator([{"video_a": "ref.mp4", "video_b": "blur-3.mp4", "label": 0, "prob": 0.0}])
     >>> batch.keys()
     dict_keys(['input_ids', 'attention_mask', 'pixel_values_videos', 'video_grid_thw', 'level', 'prob', 'target'])
@@ -61,11 +61,9 @@ class DataCollatorForVideoPairs:
 
     Args:
         processor: the model's processor (tokenizer + video processor + chat template).
-        num_frames: frames sampled uniformly from each video (ignored when ``fps`` is set).
-        fps: sample this many frames per second instead, at most ``max_frames``.
-        max_frames: cap on frames per video when sampling by ``fps``.
-        max_pixels: pixel budget per frame; frames are resized (aspect kept) before the processor.
-        frame_multiple: round frame sides to this multiple (patch size x spatial merge: 28 for Qwen-VL).
+        sampling: which frames of each video, at what size (:class:`~ssvqa.sampling.VideoSampling`;
+            default: its defaults with the processor's frame multiple). Its frame rate is what the
+            processor is told the frames play at.
         num_threads: ffmpeg threads per decode.
         swap_augmentation: add the mirrored pair (second, first) with the mirrored label to the batch.
         soft_targets: the cross-entropy target is ``soft_target(prob)`` rather than one-hot ``label``.
@@ -76,11 +74,7 @@ class DataCollatorForVideoPairs:
     """
 
     processor: Any
-    num_frames: int | None = 8
-    fps: float | None = None
-    max_frames: int = 32
-    max_pixels: int = 112 * 112
-    frame_multiple: int = 28
+    sampling: VideoSampling | None = None
     num_threads: int = 1
     swap_augmentation: bool = False
     soft_targets: bool = False
@@ -92,17 +86,24 @@ class DataCollatorForVideoPairs:
     def __post_init__(self):
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         tokenizer.padding_side = "left"
+        if self.sampling is None:
+            self.sampling = VideoSampling().with_processor(self.processor)
 
     def __call__(self, examples: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         rows = list(examples)
         if self.swap_augmentation:
             rows += [_mirrored(row) for row in rows]
-        decoded: dict[str, torch.Tensor] = {}
-        videos_a = [self._frames(row["video_a"], decoded, "video_a") for row in rows]
-        videos_b = [self._frames(row["video_b"], decoded, "video_b") for row in rows]
+        decoded = DecodedVideos(self.sampling, num_threads=self.num_threads)
+        videos_a = [decoded.frames(*self._source(row["video_a"], "video_a")) for row in rows]
+        videos_b = [decoded.frames(*self._source(row["video_b"], "video_b")) for row in rows]
         batch = dict(
             encode_pairs(
-                self.processor, videos_a, videos_b, question=self.question, processor_kwargs=self.processor_kwargs
+                self.processor,
+                videos_a,
+                videos_b,
+                question=self.question,
+                processor_kwargs=self.processor_kwargs,
+                frame_rate=self.sampling.frame_rate,
             )
         )
         levels = torch.tensor([int(row["label"]) for row in rows], dtype=torch.long)
@@ -115,22 +116,6 @@ class DataCollatorForVideoPairs:
             target = (1 - self.label_smoothing) * target + self.label_smoothing / len(LEVEL_WEIGHTS)
         batch.update(level=levels, prob=probs, target=target)
         return batch
-
-    def _frames(self, video: Any, decoded: dict[str, torch.Tensor], column: str) -> torch.Tensor:
-        source, name = self._source(video, column)
-        key = hashlib.blake2b(source, digest_size=16).hexdigest() if isinstance(source, bytes) else f"path:{source}"
-        if key not in decoded:
-            decoded[key] = decode_frames(
-                source,
-                num_frames=self.num_frames,
-                fps=self.fps,
-                max_frames=self.max_frames,
-                num_threads=self.num_threads,
-                max_pixels=self.max_pixels,
-                multiple=self.frame_multiple,
-                name=name,
-            )
-        return decoded[key]
 
     def _source(self, video: Any, column: str) -> tuple[bytes | str, str]:
         """The bytes or path to decode, and the name errors should use."""

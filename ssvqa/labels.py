@@ -38,6 +38,40 @@ def mirror_level(level: int) -> int:
     return len(LEVELS) - 1 - int(level)
 
 
+def level_of_gap(gap: float, similar: float, superior: float, *, closed: bool = False) -> int:
+    """The level of a signed gap (second minus first, in any unit): ``similar`` while
+    ``|gap| < similar``, ``better``/``worse`` while ``|gap| < superior``, else
+    ``superior``/``inferior`` (``closed``: a gap equal to a threshold takes the smaller level,
+    ``<=``, as W2S-VQA's teacher rule ``|Δ| <= σΔ`` does). The one rule every label from a
+    continuous value follows (teacher scores, MOS, a ranker's preference); mirrored gaps give
+    mirrored levels.
+
+    >>> [LEVELS[level_of_gap(g, 0.5, 2.0)] for g in (-3.0, -1.0, 0.0, 0.49, 2.0)]
+    ['inferior', 'worse', 'similar', 'similar', 'superior']
+    >>> LEVELS[level_of_gap(2.0, 0.5, 2.0, closed=True)]
+    'better'
+    """
+    if not 0 <= similar <= superior:
+        raise ValueError(f"need 0 <= similar <= superior, got {similar}, {superior}")
+    size = abs(gap)
+
+    def within(threshold: float) -> bool:
+        return size <= threshold if closed else size < threshold
+
+    step = 0 if within(similar) else (1 if within(superior) else 2)
+    return SIMILAR + step if gap >= 0 else SIMILAR - step
+
+
+def level_of_preference(prob: float) -> int:
+    """The level whose weight is nearest to a preference ``prob`` = P(second better): the gap
+    ``prob - 0.5`` against the midpoints between the weights (0.125, 0.375).
+
+    >>> [LEVELS[level_of_preference(p)] for p in (0.0, 0.3, 0.6, 0.7, 1.0)]
+    ['inferior', 'worse', 'similar', 'better', 'superior']
+    """
+    return level_of_gap(float(prob) - 0.5, 0.125, 0.375)
+
+
 # ---------------------------------------------------------------------------------------------
 # Labels from teacher scores (pseudo-label pairs)
 #
@@ -281,13 +315,7 @@ def pair_level(
     ('superior', 0.993)
     """
     z = pair_z(score_a, score_b, spread_a, spread_b, thresholds.noise_floor)
-    magnitude = abs(z)
-    if magnitude <= thresholds.similar:
-        level = SIMILAR
-    elif magnitude <= thresholds.superior:
-        level = LEVELS.index("better") if z > 0 else LEVELS.index("worse")
-    else:
-        level = LEVELS.index("superior") if z > 0 else LEVELS.index("inferior")
+    level = level_of_gap(z, thresholds.similar, thresholds.superior, closed=True)
     prob = 1.0 if z == math.inf else 0.0 if z == -math.inf else _STANDARD_NORMAL.cdf(z)
     return level, prob
 

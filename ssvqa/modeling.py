@@ -39,6 +39,7 @@ from ssvqa.prompts import (
     level_distribution,
     level_token_ids,
 )
+from ssvqa.sampling import UNIFORM_FRAME_RATE
 
 # Names that every AutoModelForImageTextToText in transformers 5 gives its language model.
 LANGUAGE_MODEL = "language_model"
@@ -49,7 +50,7 @@ VISION_PROJECTORS = ("merger", "deepstack_merger_list", "multi_modal_projector")
 def load_ranker(
     model_id_or_path: str | os.PathLike,
     *,
-    quantization: Literal["4bit", "8bit"] | object | None = None,
+    quantization: Literal["4bit", "8bit"] | dict | object | None = None,
     lora: bool | object | None = None,
     lora_r: int = 16,
     lora_alpha: int = 32,
@@ -71,10 +72,11 @@ def load_ranker(
     Args:
         model_id_or_path: Hub id or local folder (``from_pretrained`` layout, safetensors).
         quantization: ``"4bit"`` (NF4, double quantization, compute in bf16 where the GPU
-            supports it, else float32), ``"8bit"``, a ``BitsAndBytesConfig``, or None.
-            The vision tower, projector and ``lm_head`` stay unquantized.
+            supports it, else float32), ``"8bit"``, a ``BitsAndBytesConfig`` or its dict (e.g.
+            from ``trl.get_quantization_config``), or None. The vision tower, projector and
+            ``lm_head`` stay unquantized unless the config names its own ``llm_int8_skip_modules``.
         lora: True for a LoRA from ``lora_r``/``lora_alpha``/``lora_dropout``/``lora_target``, a
-            ready ``peft.LoraConfig``, or None/False for no adapter.
+            ready ``peft.LoraConfig`` (see :func:`add_lora`), or None/False for no adapter.
         lora_target: ``"auto"`` (the language model's attention and MLP projections, see
             :func:`lora_target_modules`), ``"all-linear"`` (peft: every linear layer but the
             output layer, vision included), a regex, or a list of module names.
@@ -97,6 +99,8 @@ def load_ranker(
 
     Returns:
         ``(model, processor)``; ``model`` is a ``peft.PeftModel`` when a LoRA or adapter was asked.
+        ``model.video_sampling`` is the :class:`~ssvqa.sampling.VideoSampling` saved with the
+        adapter or else the model (None when neither has one).
 
     Raises:
         LevelTokenError: a level word is not a single token of the model's tokenizer.
@@ -106,6 +110,7 @@ def load_ranker(
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     from ssvqa.hub import local_or_hub_id
+    from ssvqa.sampling import saved_sampling
 
     for spec in (model_id_or_path, adapter):
         if spec is not None:
@@ -152,23 +157,45 @@ def load_ranker(
 
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=adapter_trainable, revision=adapter_revision)
     elif lora:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig
 
         if isinstance(lora, LoraConfig):
             lora_config = lora
         else:
-            target = lora_target_modules(model) if lora_target == "auto" else lora_target
             lora_config = LoraConfig(
                 r=lora_r,
                 lora_alpha=lora_alpha,
                 lora_dropout=lora_dropout,
-                target_modules=target,
-                modules_to_save=vision_projector_modules(model) if train_vision_projector else None,
+                target_modules=None if lora_target == "auto" else lora_target,
                 task_type="CAUSAL_LM",
             )
-        model = get_peft_model(model, lora_config)
+        model = add_lora(model, lora_config, train_vision_projector=train_vision_projector)
     _disable_cpu_weight_repacking(model)
+    model.video_sampling = saved_sampling(adapter, model_id_or_path, revision=adapter_revision if adapter else revision)
     return model, processor
+
+
+def add_lora(model, lora_config, *, train_vision_projector: bool = False):
+    """Add a new LoRA adapter to ``model`` with peft, filling in what ssvqa knows about video LMMs.
+
+    ``lora_config`` is a ``peft.LoraConfig`` (e.g. ``trl.get_peft_config(model_args)``); it is
+    used as given, except: no ``target_modules`` means the language model's projections
+    (:func:`lora_target_modules`, peft's own defaults do not know video LMMs), and with
+    ``train_vision_projector`` the vision projector(s) join ``modules_to_save`` (trained in full,
+    saved with the adapter).
+    """
+    import dataclasses
+
+    from peft import get_peft_model
+
+    changes = {}
+    if lora_config.target_modules is None and not getattr(lora_config, "target_parameters", None):
+        changes["target_modules"] = lora_target_modules(model)
+    if train_vision_projector:
+        changes["modules_to_save"] = list(dict.fromkeys([*(lora_config.modules_to_save or []), *vision_projector_modules(model)]))
+    if changes:
+        lora_config = dataclasses.replace(lora_config, **changes)
+    return get_peft_model(model, lora_config)
 
 
 def lora_target_modules(model) -> str:
@@ -187,7 +214,7 @@ def lora_target_modules(model) -> str:
     names = sorted(
         {
             name.rsplit(".", 1)[-1]
-            for name, module in _base_model(model).named_modules()
+            for name, module in base_model(model).named_modules()
             if f".{LANGUAGE_MODEL}." in f".{name}" and isinstance(module, torch.nn.Linear)
         }
     )
@@ -207,7 +234,7 @@ def vision_projector_modules(model) -> list[str]:
     model indexes it); LLaVA-OneVision: ``multi_modal_projector``.
     """
     found = []
-    for name, _ in _base_model(model).named_modules():
+    for name, _ in base_model(model).named_modules():
         parts = name.split(".")
         if LANGUAGE_MODEL in parts:
             continue
@@ -247,11 +274,13 @@ def compare(
     batch_size: int = 8,
     temperature: float = 1.0,
     question: str = QUESTION,
+    frame_rate: float = UNIFORM_FRAME_RATE,
 ) -> torch.Tensor:
     """Level probabilities of N pairs: ``(N, 5)``, rows sum to 1, columns in LEVELS order.
 
     Runs in eval mode (the model's mode is restored afterwards), left-padded batches of
-    ``batch_size`` pairs, and asks the model for the last position's logits only.
+    ``batch_size`` pairs, and asks the model for the last position's logits only. ``frame_rate``:
+    the rate the frames play at (:attr:`ssvqa.sampling.VideoSampling.frame_rate` of their sampling).
 
     >>> probs = compare(model, processor, [frames_a], [frames_b])      # doctest: +SKIP
     >>> expected_preference(probs)                                      # doctest: +SKIP
@@ -262,7 +291,6 @@ def compare(
     level_ids = level_token_ids(processor.tokenizer)
     was_training = model.training
     model.eval()
-    keep_last = "logits_to_keep" in inspect.signature(_base_model(model).forward).parameters
     out = []
     try:
         for start in range(0, len(videos_a), batch_size):
@@ -272,16 +300,28 @@ def compare(
                 videos_b[start : start + batch_size],
                 question=question,
                 processor_kwargs={"padding_side": "left"},
+                frame_rate=frame_rate,
             )
-            batch = batch_to_model(batch, model)
-            logits = model(**batch, use_cache=False, **({"logits_to_keep": 1} if keep_last else {})).logits
-            level_logits = answer_logits(logits, batch["attention_mask"], level_ids)
+            level_logits = answer_token_logits(model, batch, level_ids)
             out.append(level_distribution(level_logits, temperature).cpu())
     finally:
         model.train(was_training)
     if not out:
         return torch.empty(0, 5)
     return torch.cat(out)
+
+
+def answer_token_logits(model, batch, token_ids) -> torch.Tensor:
+    """``(B, len(token_ids))`` logits of ``token_ids`` at each sequence's answer position.
+
+    ``batch`` is a processor batch (moved to the model with :func:`batch_to_model`); only the last
+    position's logits are computed where the model allows it (``logits_to_keep``), so the batch
+    should be left padded.
+    """
+    batch = batch_to_model(batch, model)
+    keep_last = "logits_to_keep" in inspect.signature(base_model(model).forward).parameters
+    logits = model(**batch, use_cache=False, **({"logits_to_keep": 1} if keep_last else {})).logits
+    return answer_logits(logits, batch["attention_mask"], token_ids)
 
 
 def batch_to_model(batch, model):
@@ -307,12 +347,17 @@ def _float_dtype(model) -> torch.dtype:
 
 def _quantization_config(quantization, config, trust_remote_code: bool = False):
     """A ``BitsAndBytesConfig`` from ``"4bit"``/``"8bit"``, skipping the vision tower, projector
-    and ``lm_head``. A ``BitsAndBytesConfig`` given by the caller is used as it is."""
+    and ``lm_head``. A ``BitsAndBytesConfig`` (or its dict) given by the caller is used as it is,
+    with those modules skipped when it names no ``llm_int8_skip_modules`` of its own."""
     if quantization is None or quantization is False:
         return None
     from transformers import BitsAndBytesConfig
 
+    if isinstance(quantization, dict):
+        quantization = BitsAndBytesConfig(**quantization)
     if isinstance(quantization, BitsAndBytesConfig):
+        if quantization.llm_int8_skip_modules is None:
+            quantization.llm_int8_skip_modules = non_language_modules(config, trust_remote_code)
         return quantization
     skip = non_language_modules(config, trust_remote_code)
     if quantization == "4bit":
@@ -320,7 +365,7 @@ def _quantization_config(quantization, config, trust_remote_code: bool = False):
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=_compute_dtype(),
+            bnb_4bit_compute_dtype=compute_dtype(),
             bnb_4bit_quant_storage=torch.uint8,
             llm_int8_skip_modules=skip,
         )
@@ -329,7 +374,7 @@ def _quantization_config(quantization, config, trust_remote_code: bool = False):
     raise ValueError(f"quantization must be '4bit', '8bit', a BitsAndBytesConfig or None, got {quantization!r}")
 
 
-def _compute_dtype() -> torch.dtype:
+def compute_dtype() -> torch.dtype:
     """bf16 on GPUs that support it, float32 otherwise (CPU bf16 matmuls are slow or emulated)."""
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         return torch.bfloat16
@@ -363,7 +408,7 @@ class _NoKernelsPackageNotice(logging.Filter):
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_NoKernelsPackageNotice())
 
 
-def _base_model(model):
+def base_model(model):
     """The transformers model under a peft wrapper (or the model itself)."""
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model

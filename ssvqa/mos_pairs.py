@@ -36,7 +36,6 @@ at about 20 videos per group, at most 100 groups).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -45,7 +44,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
+from ssvqa.hashing import stable_bucket
+from ssvqa.labels import LEVEL_WEIGHTS, LEVELS, level_of_gap
 
 _NORMAL = NormalDist()
 SIMILAR_Z = _NORMAL.inv_cdf(0.625)  # ≈ 0.319: midpoint of the weights of similar and better
@@ -58,12 +58,7 @@ def mos_level(z: float, similar_z: float = SIMILAR_Z, superior_z: float = SUPERI
     >>> [LEVELS[mos_level(z)] for z in (-2.0, -0.5, 0.1, 0.5, 2.0)]
     ['inferior', 'worse', 'similar', 'better', 'superior']
     """
-    if not 0 <= similar_z <= superior_z:
-        raise ValueError(f"need 0 <= similar_z <= superior_z, got {similar_z}, {superior_z}")
-    size = abs(z)
-    step = 0 if size < similar_z else (1 if size < superior_z else 2)
-    middle = LEVELS.index("similar")
-    return middle + step if z >= 0 else middle - step
+    return level_of_gap(z, similar_z, superior_z)
 
 
 def mos_pair_rows(
@@ -181,8 +176,7 @@ def _content_key(record: Mapping[str, Any], content_column: str | None) -> str:
 
 
 def _group_of(key: str, num_groups: int, seed: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % num_groups
+    return stable_bucket(key, num_groups, seed)
 
 
 __all__ = ["SIMILAR_Z", "SUPERIOR_Z", "mos_level", "mos_pair_rows"]

@@ -34,7 +34,6 @@ talking to the others, and a content's pairs always land in one split.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -48,6 +47,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ssvqa.errors import DatasetRootError
+from ssvqa.hashing import stable_unit
+from ssvqa.io import atomic_path, atomic_write_text
 from ssvqa.labels import LEVEL_WEIGHTS, LEVELS, level_class_label
 from ssvqa.video import is_within
 
@@ -135,9 +136,7 @@ def split_for(content_id: str, test_fraction: float = 0.2, seed: int = 0) -> str
     """
     if not 0.0 <= test_fraction <= 1.0:
         raise ValueError(f"test_fraction must be within [0, 1], got {test_fraction}")
-    digest = hashlib.sha256(f"{seed}:{content_id}".encode()).digest()
-    unit = int.from_bytes(digest[:8], "big") / 2**64
-    return "test" if unit < test_fraction else "train"
+    return "test" if stable_unit(content_id, seed) < test_fraction else "train"
 
 
 @dataclass
@@ -222,7 +221,7 @@ def write_pair_dataset(
 
     skipped = list(skipped)
     manifest = out_dir / f"skipped-{shard_index:05d}-of-{num_shards:05d}.jsonl"
-    _atomic_write_text(manifest, "".join(json.dumps(dict(item), sort_keys=True) + "\n" for item in skipped))
+    atomic_write_text(manifest, "".join(json.dumps(dict(item), sort_keys=True) + "\n" for item in skipped))
     write_dataset_card(out_dir, card)
     return {split: len(split_rows) for split, split_rows in sorted(by_split.items())}
 
@@ -236,16 +235,11 @@ def _write_parquet(rows: list[PairRow], target: Path, features: datasets.Feature
     """
     from datasets.table import embed_table_storage
 
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     schema = features.arrow_schema  # carries the HF features in its metadata
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for group in _row_groups(rows):
-                table = pa.Table.from_pylist([_record(row) for row in group], schema=schema)
-                writer.write_table(embed_table_storage(table))
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for group in _row_groups(rows):
+            table = pa.Table.from_pylist([_record(row) for row in group], schema=schema)
+            writer.write_table(embed_table_storage(table))
 
 
 def _row_groups(rows: list[PairRow]) -> Iterable[list[PairRow]]:
@@ -272,12 +266,6 @@ def _record(row: PairRow) -> dict[str, Any]:
         "content_id": row.content_id,
         "provenance": row.provenance_json,
     }
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- dataset card
@@ -356,7 +344,7 @@ def write_dataset_card(out_dir: str | Path, card: DatasetCardInfo) -> Path:
     text = f"---\n{metadata.to_yaml()}\n---\n\n{body}"
     DatasetCard(text)  # parses the YAML back: a malformed card fails here, not on the Hub
     path = out_dir / "README.md"
-    _atomic_write_text(path, text)
+    atomic_write_text(path, text)
     return path
 
 
@@ -531,9 +519,8 @@ def save_pair_splits(
         dataset = embed_path_only_videos(dataset.select_columns(list(PAIR_COLUMNS)), video_root, name=split)
         dataset = dataset.cast(features)
         target = out_dir / "data" / shard_file_name(split, 0, 1)
-        temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        dataset.to_parquet(str(temp))
-        os.replace(temp, target)
+        with atomic_path(target) as temp:
+            dataset.to_parquet(str(temp))
         written[split] = len(dataset)
     write_dataset_card(out_dir, card)
     return written

@@ -27,6 +27,7 @@ import torch
 
 from ssvqa.errors import SsvqaError
 from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
+from ssvqa.sampling import UNIFORM_FRAME_RATE
 
 LEVEL_WORDS: tuple[str, ...] = LEVELS
 ASSISTANT_PREFIX = "The quality of the second video is"
@@ -34,12 +35,6 @@ QUESTION = (
     "You are shown two videos of similar content. Compared with the first video, how is the visual quality "
     "of the second video? Answer with one word: inferior, worse, similar, better or superior."
 )
-FRAME_RATE = 2.0
-"""Frame rate the decoded frames are presented at (frames per second). Frames come from
-``decode_frames`` (a fixed count over the whole clip), so their true rate varies per video; the
-Qwen models place frames in time from it (Qwen2.5-VL: temporal position ids, Qwen3-VL: timestamps
-in the prompt). 2 fps is the rate the Qwen processors sample at by default, so frames sit the
-way the models saw them in pre-training, and every pair is presented the same way."""
 
 
 class LevelTokenError(SsvqaError):
@@ -111,7 +106,7 @@ def encode_pairs(
     *,
     question: str | Sequence[str] = QUESTION,
     processor_kwargs: dict | None = None,
-    frame_rate: float = FRAME_RATE,
+    frame_rate: float = UNIFORM_FRAME_RATE,
 ):
     """Turn B pairs of decoded videos into one padded model batch.
 
@@ -125,7 +120,9 @@ def encode_pairs(
         processor_kwargs: passed to the processor call, e.g. ``{"padding_side": "left"}``.
             The frames are already sampled, so ``do_sample_frames=False`` unless given.
         frame_rate: frames per second of the decoded frames, told to the processor as video
-            metadata (see :data:`FRAME_RATE`).
+            metadata: :attr:`ssvqa.sampling.VideoSampling.frame_rate` of the sampling that made them.
+            The Qwen models place frames in time from it (Qwen2.5-VL: temporal position ids,
+            Qwen3-VL: timestamps in the prompt).
 
     Returns:
         A ``BatchFeature`` with ``input_ids``, ``attention_mask`` and the family's video tensors

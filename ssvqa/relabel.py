@@ -32,8 +32,8 @@ from typing import Any
 import datasets
 
 from ssvqa.annotators.base import annotate, annotator_fingerprint
-from ssvqa.labels import LEVELS, LevelThresholds, combine_teachers, pair_level, pair_z
-from ssvqa.pair_dataset import pair_features, read_row_video
+from ssvqa.labels import LEVELS, LevelThresholds, combine_teachers, level_of_preference, pair_level, pair_z
+from ssvqa.pair_dataset import read_row_video
 
 _BATCH_ROWS = 64
 
@@ -136,8 +136,10 @@ def relabel_with_ranker(
     processor,
     *,
     round: int,
-    num_frames: int = 8,
-    max_pixels: int = 112 * 112,
+    sampling=None,
+    num_frames: int | None = None,
+    fps: float | None = None,
+    max_pixels: int | None = None,
     batch_size: int = 8,
     drop_below_confidence: float | None = None,
     name: str = "ranker",
@@ -149,12 +151,17 @@ def relabel_with_ranker(
 
     The ranker's preference for the second video, ``p = (P(b > a | a, b) + 1 - P(a > b | b, a)) / 2``
     (asking both orders cancels a position bias), becomes the pair's ``prob``, and its level is the
-    nearest level weight (``round(4 p)``: 0.6 -> ``similar``, 0.7 -> ``better``). This is the task
+    nearest level weight (:func:`~ssvqa.labels.level_of_preference`: 0.6 -> ``similar``, 0.7 -> ``better``). This is the task
     the ranker was trained on, so unlike per-video scores (:func:`relabel` with a
     :class:`~ssvqa.annotators.RankerAnnotator`) it needs no anchors. Each distinct video is decoded
     once. Provenance is kept as in :func:`relabel`; pairs with an unreadable video are dropped
     with a warning. Rows holding only a video path are read inside ``video_root`` only, as in
     :func:`relabel`.
+
+    Videos are decoded with ``sampling`` (a :class:`~ssvqa.sampling.VideoSampling`), by default
+    the one the ranker was trained with (``model.video_sampling``, which
+    :func:`~ssvqa.modeling.load_ranker` reads from the saved model); ``num_frames``, ``fps`` and
+    ``max_pixels`` override single fields of it, with a warning.
 
     >>> new = relabel_with_ranker(pairs["train"], model, processor, round=1)   # doctest: +SKIP
     """
@@ -163,27 +170,24 @@ def relabel_with_ranker(
     from ssvqa.errors import VideoError
     from ssvqa.modeling import compare
     from ssvqa.prompts import expected_preference
-    from ssvqa.video import decode_frames
+    from ssvqa.sampling import DecodedVideos, resolve_sampling
 
     if drop_below_confidence is not None and not 0.5 <= drop_below_confidence <= 1.0:
         raise ValueError(f"drop_below_confidence must be within [0.5, 1], got {drop_below_confidence}")
     raw = pair_dataset.cast_column("video_a", datasets.Video(decode=False)).cast_column("video_b", datasets.Video(decode=False))
-    from ssvqa.scorer import _size_multiple
-
-    multiple = _size_multiple(processor)
-    frames: dict[str, torch.Tensor] = {}
+    sampling = resolve_sampling(sampling or getattr(model, "video_sampling", None), "the ranker", processor=processor,
+                                num_frames=num_frames, fps=fps, max_pixels=max_pixels)
+    frames = DecodedVideos(sampling)
     failed: dict[str, str] = {}
     rows: list[tuple[int, str, str]] = []
 
     def load(video, row: str) -> str:
         data = read_row_video(video, video_root, row)
-        digest = hashlib.sha256(data).hexdigest()
-        if digest not in frames and digest not in failed:
-            try:
-                frames[digest] = decode_frames(data, num_frames=num_frames, max_pixels=max_pixels, multiple=multiple,
-                                               name=video.get("path") or digest[:12])
-            except VideoError as error:
-                failed[digest] = str(error)
+        digest = frames.key(data)
+        try:
+            frames.frames(data, video.get("path") or digest[:12], key=digest)
+        except VideoError as error:
+            failed[digest] = str(error)
         return digest
 
     columns = raw.select_columns(["video_a", "video_b"])
@@ -207,7 +211,7 @@ def relabel_with_ranker(
             chunks = tqdm(chunks, desc=f"relabelling {len(usable)} pairs (both orders)", unit="chunk")
         preference = torch.cat([
             expected_preference(compare(model, processor, firsts[c : c + batch_size * 4], seconds[c : c + batch_size * 4],
-                                        batch_size=batch_size))
+                                        batch_size=batch_size, frame_rate=sampling.frame_rate))
             for c in chunks
         ])
     n = len(usable)
@@ -217,7 +221,7 @@ def relabel_with_ranker(
         prob = (forward + 1.0 - backward) / 2
         if drop_below_confidence is not None and max(prob, 1.0 - prob) < drop_below_confidence:
             continue
-        level = min(4, max(0, int(4 * prob + 0.5)))  # nearest level weight (`round` is the argument here)
+        level = level_of_preference(prob)
         relabelled.append((index, level, prob, {"p_forward": forward, "p_backward": backward, "sha256_a": a, "sha256_b": b}))
     return _rewrite(pair_dataset, raw, relabelled, round=round, annotator=name, fingerprint=fingerprint)
 

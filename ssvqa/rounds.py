@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ssvqa.io import atomic_write_json
 from ssvqa.real_ladders import CLIPS as REAL_CLIPS
 from ssvqa.real_ladders import LADDERS as REAL_LADDERS
 
@@ -213,6 +214,12 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     """Run (or finish, or only publish) round ``args.round``; returns its report."""
     from accelerate import PartialState
 
+    from ssvqa.model_config import check_model_config
+
+    check_model_config(model_args)  # a recipe field that would be ignored fails now, not after the data is made
+    if args.vision_warm_start_steps and model_args.use_peft:
+        raise SystemExit("vision_warm_start_steps needs full fine-tuning (use_peft: false): an adapter does not save "
+                         "the warmed vision tower")
     state = PartialState(cpu=bool(getattr(training_args, "use_cpu", False)))
     root = Path(training_args.output_dir)
     here = round_dir(root, args.round)
@@ -288,7 +295,7 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
         _write_model_card(trainer, here / "model", report)
         if args.push_merged:
             _save_merged(trainer, here / "model" / "merged")
-        _atomic_json(report_path, report)
+        atomic_write_json(report_path, report)
         _plot_rounds(root)
         report = _publish(args, training_args, here, report)
         shutil.rmtree(here / "checkpoints", ignore_errors=True)  # the round is finished and saved
@@ -334,7 +341,7 @@ def _round_clock(path: Path, write: bool):
         def save(self) -> None:
             if write:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_json(path, {"seconds": self.seconds()})
+                atomic_write_json(path, {"seconds": self.seconds()})
 
         def on_step_end(self, args, state, control, **kwargs):
             self.save()
@@ -368,18 +375,18 @@ def _make_round_dataset(args, training_args, model_args, base: str, root: Path, 
 
     pairs = load_round_pairs(args, root / ".cache")
     if args.round > 0:
+        from ssvqa.model_config import load_trained_model
         from ssvqa.relabel import relabel_with_ranker
 
         previous = round_dir(root, args.round - 1) / "model"
-        model, processor = _load_trained(previous, base, training_args, model_args)
+        model, processor = load_trained_model(previous, base, model_args, use_cpu=bool(getattr(training_args, "use_cpu", False)))
         train = pairs["train"]
         origins = train["origin"]
         chosen = [i for i, origin in enumerate(origins) if origin in args.relabel_origins]
         kept = [i for i, origin in enumerate(origins) if origin not in args.relabel_origins]
         print(f"[data] round {args.round}: the ranker of round {args.round - 1} relabels {len(chosen)} pairs", flush=True)
         relabelled = relabel_with_ranker(
-            train.select(chosen), model, processor, round=args.round, num_frames=training_args.num_frames,
-            max_pixels=training_args.max_pixels, batch_size=training_args.per_device_eval_batch_size,
+            train.select(chosen), model, processor, round=args.round, batch_size=training_args.per_device_eval_batch_size,
             drop_below_confidence=args.drop_below_confidence, name=f"ranker-round-{args.round - 1}",
             fingerprint=str(previous), progress=True,
         )
@@ -408,35 +415,6 @@ def _dataset_method(args: RoundArguments) -> str:
     )
 
 
-def _load_options(model_args) -> dict[str, Any]:
-    """``trl.ModelConfig`` as keyword arguments of :func:`ssvqa.modeling.load_ranker`."""
-    options: dict[str, Any] = {}
-    if getattr(model_args, "load_in_4bit", False):
-        options["quantization"] = "4bit"
-    elif getattr(model_args, "load_in_8bit", False):
-        options["quantization"] = "8bit"
-    for ours, theirs in (("dtype", "dtype"), ("attn_implementation", "attn_implementation"), ("revision", "model_revision")):
-        if getattr(model_args, theirs, None) is not None:
-            options[ours] = getattr(model_args, theirs)
-    return options
-
-
-def _load_trained(model_dir: Path, base: str, training_args, model_args):
-    """A saved round model (an adapter on its base, or full weights), loaded as the round trains:
-    same quantization and dtype, on this process's GPU when there is one."""
-    import torch
-
-    from ssvqa.modeling import load_ranker
-
-    options = _load_options(model_args)
-    if torch.cuda.is_available() and not getattr(training_args, "use_cpu", False):
-        options["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    if (model_dir / "adapter_config.json").exists():
-        return load_ranker(base, adapter=str(model_dir), **options)
-    # full weights saved by the round itself: a local folder (no Hub revision), never quantized
-    return load_ranker(str(model_dir), **{k: v for k, v in options.items() if k not in ("quantization", "revision")})
-
-
 def _heldout(pairs, args: RoundArguments, seed: int):
     test = pairs.get("test")
     if test is None or len(test) == 0:
@@ -454,28 +432,25 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
     """A RankTrainer for this round: from the base (new LoRA if asked) or from round k-1's model."""
     import dataclasses
 
+    from ssvqa.model_config import load_trained_model, model_init_kwargs, peft_config
     from ssvqa.trainer import RankTrainer
 
-    init = {**_load_options(model_args), **(training_args.model_init_kwargs or {})}
+    use_cpu = bool(getattr(training_args, "use_cpu", False))
     # load_ranker turns checkpointing on (non-reentrant, after LoRA); the Trainer must not do it again.
     wants_checkpointing = bool(training_args.gradient_checkpointing or getattr(training_args, "activation_checkpointing", False))
-    init.setdefault("gradient_checkpointing", wants_checkpointing)
-    previous = round_dir(root, args.round - 1) / "model" if args.round > 0 else None
-    model, peft_config = base, None
-    if previous is not None and args.init_from == "previous":
-        if (previous / "adapter_config.json").exists():
-            init.update(adapter=str(previous), adapter_trainable=True)
-        else:
-            model = str(previous)
-    elif model_args.use_peft:
-        peft_config = True
-        init.update(lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
-                    lora_target=model_args.lora_target_modules or "auto")
     overrides = {name: False for name in ("gradient_checkpointing", "activation_checkpointing") if hasattr(training_args, name)}
     if args.round == 0 and args.first_round_max_steps:
         overrides["max_steps"] = args.first_round_max_steps
+    previous = round_dir(root, args.round - 1) / "model" if args.round > 0 else None
+    if previous is not None and args.init_from == "previous":
+        model, processor = load_trained_model(previous, base, model_args, trainable=True, use_cpu=use_cpu,
+                                              gradient_checkpointing=wants_checkpointing)
+        config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), **overrides)
+        return RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, processing_class=processor)
+    init = {**model_init_kwargs(model_args, use_cpu=use_cpu), **(training_args.model_init_kwargs or {})}
+    init.setdefault("gradient_checkpointing", wants_checkpointing)
     config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), model_init_kwargs=init, **overrides)
-    return RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config)
+    return RankTrainer(model=base, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config(model_args))
 
 
 def _warm_start(args: RoundArguments, training_args, trainer, train) -> None:
@@ -489,8 +464,8 @@ def _warm_start(args: RoundArguments, training_args, trainer, train) -> None:
     print(f"[train] warm start of the vision tower: {args.vision_warm_start_steps} steps on {len(exact)} exact-label pairs",
           flush=True)
     history = warm_start_vision(model, trainer.processing_class, exact, steps=args.vision_warm_start_steps,
-                                num_frames=training_args.num_frames, max_pixels=training_args.max_pixels,
-                                frame_multiple=training_args.frame_multiple, seed=training_args.seed,
+                                num_frames=trainer.video_sampling.num_frames, max_pixels=trainer.video_sampling.max_pixels,
+                                frame_multiple=trainer.video_sampling.frame_multiple, seed=training_args.seed,
                                 log_every=max(1, args.vision_warm_start_steps // 3))
     tail = history["accuracy"][-20:]
     print(f"[train] warm start done: head pair accuracy {sum(tail) / len(tail):.2f} over its last {len(tail)} steps", flush=True)
@@ -507,11 +482,13 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) 
         return {}
     from ssvqa.benchmarks import load_scored
     from ssvqa.evaluation import correlation_report, scatter_plot
+    from ssvqa.sampling import VideoSampling
     from ssvqa.scorer import QualityScorer
 
     model = trainer.accelerator.unwrap_model(trainer.model)
     processor = trainer.processing_class
-    settings = dict(num_frames=training_args.num_frames, max_pixels=training_args.max_pixels,
+    # the sampling saved with the round's model: what the model was trained on
+    settings = dict(sampling=VideoSampling.from_pretrained(here / "model"),
                     batch_size=training_args.per_device_eval_batch_size, mirrored=True)
     anchors = Path(args.anchors)
     if anchors.suffix == ".json" or anchors.is_dir():
@@ -652,7 +629,7 @@ def _publish(args: RoundArguments, training_args, here: Path, report: dict[str, 
             print(f"[publish] pushing {folder} to {repo_id}@{revision or 'main'} failed: {type(error).__name__}: "
                   f"{str(error)[:300]}\n          everything is saved in {here}; run the same command again to retry the push",
                   flush=True)
-    _atomic_json(here / REPORT_FILE, report)
+    atomic_write_json(here / REPORT_FILE, report)
     return report
 
 
@@ -719,9 +696,3 @@ def _cell(value) -> str:
 
 def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
-
-
-def _atomic_json(path: Path, value: dict[str, Any]) -> None:
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temp.write_text(json.dumps(value, indent=2, default=str) + "\n")
-    os.replace(temp, path)

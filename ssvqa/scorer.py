@@ -17,9 +17,9 @@ Anchors
 The K×K anchor–anchor block needs K·(K−1) comparisons (both orders of every pair); it is computed
 once and kept. :meth:`QualityScorer.save_anchors` writes ``anchors.json`` plus a copy of the
 anchor videos (``anchors/``) into a folder, normally the model's: :meth:`from_pretrained` then
-finds them there and reloads the block without a single comparison. A block made under other
-settings (frame count, pixel budget, temperature) is recomputed, with a warning, since its
-preferences would not match the test comparisons. To make anchors from videos with known scores
+finds them there and reloads the block without a single comparison. ``anchors.json`` records the
+video sampling and temperature the block was made with; a block made under others is recomputed,
+with a warning, since its preferences would not match the test comparisons. To make anchors from videos with known scores
 (a labelled set, or a distortion ladder), :meth:`QualityScorer.build_anchors` picks K of them
 spread over the range (:func:`ssvqa.scoring.select_anchors`).
 
@@ -30,8 +30,10 @@ comparisons fill whole batches, so a batch mixes videos (no half-empty batch per
 chunk is decoded in a background thread while the current one runs through the model. ``bench/bench_scoring.py``
 compares this with the bare batched forward passes it needs.
 
-Resolution: the default ``max_pixels`` (112×112 per frame) suits the tiny test models; a real
-ranker should be scored at the pixel budget it was trained at (e.g. ``448 * 448``).
+Video sampling: a ranker is asked about frames sampled the way it was trained
+(:class:`~ssvqa.sampling.VideoSampling`, read from ``video_sampling.json`` beside the adapter or the
+model, else from ``anchors.json``); ``num_frames``/``fps``/``max_pixels`` given explicitly override
+it, with a warning. Any frame rate the processor needs comes from the sampling too.
 
 The ``ssvqa score`` command is :func:`add_arguments` and :func:`main` of this module.
 """
@@ -54,15 +56,14 @@ import numpy as np
 import torch
 
 from ssvqa.errors import SsvqaError, TransientError, UsageError, VideoError
+from ssvqa.io import atomic_write_json
+from ssvqa.sampling import VideoSampling, resolve_sampling
 from ssvqa.scoring import CALIBRATIONS, anchor_matrix, score_against_anchors, select_anchors
-from ssvqa.video import VIDEO_EXTENSIONS, decode_frames, is_within, list_videos, unusable_reason
+from ssvqa.video import VIDEO_EXTENSIONS, is_within, list_videos, unusable_reason
 
 ANCHORS_FILE = "anchors.json"
 ANCHOR_VIDEOS_DIR = "anchors"
 DEFAULT_NUM_ANCHORS = 5
-DEFAULT_MAX_PIXELS = 112 * 112
-# Settings that change the ranker's answers: an anchor block made under others is recomputed.
-_BLOCK_SETTINGS = ("num_frames", "max_pixels", "temperature")
 
 
 class QualityScorer:
@@ -70,7 +71,8 @@ class QualityScorer:
 
     Build it with :meth:`from_pretrained`. Attributes: ``anchor_videos`` (paths),
     ``anchor_scores`` (their known scores), ``anchor_block`` (K×K raw P(second better) of the
-    ordered anchor pairs, NaN on the diagonal), and the settings given to :meth:`from_pretrained`.
+    ordered anchor pairs, NaN on the diagonal), ``sampling`` (the
+    :class:`~ssvqa.sampling.VideoSampling` every video is decoded with), and the other settings.
     ``comparisons`` counts the comparisons made so far (anchor block included).
     """
 
@@ -82,8 +84,7 @@ class QualityScorer:
         anchor_scores: Sequence[float],
         anchor_block=None,
         *,
-        num_frames: int = 8,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        sampling: VideoSampling | None = None,
         temperature: float = 1.0,
         mirrored: bool = False,
         batch_size: int = 8,
@@ -101,10 +102,10 @@ class QualityScorer:
         self.model, self.processor = model, processor
         self.anchor_videos = [Path(p) for p in anchor_videos]
         self.anchor_scores = [float(s) for s in anchor_scores]
-        self.num_frames, self.max_pixels, self.temperature = int(num_frames), int(max_pixels), float(temperature)
+        self.sampling = (sampling or VideoSampling()).with_processor(processor)
+        self.temperature = float(temperature)
         self.mirrored, self.batch_size, self.chunk_videos = bool(mirrored), int(batch_size), chunk_videos
         self.model_dir = Path(model_dir) if model_dir is not None else None
-        self.multiple = _size_multiple(processor)
         self.comparisons = 0
         self._anchor_frames: list[torch.Tensor] | None = None
         if anchor_block is None:
@@ -125,8 +126,10 @@ class QualityScorer:
         anchors=None,
         *,
         adapter: str | os.PathLike | None = None,
-        num_frames: int = 8,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        sampling: VideoSampling | None = None,
+        num_frames: int | None = None,
+        fps: float | None = None,
+        max_pixels: int | None = None,
         temperature: float = 1.0,
         mirrored: bool = False,
         batch_size: int = 8,
@@ -144,8 +147,11 @@ class QualityScorer:
                 a list of ``(video path, score)`` (the block is computed now), or the path of an
                 ``anchors.json`` (or of the folder holding one).
             adapter: a saved LoRA adapter to load on top of the model.
-            num_frames, max_pixels: frames decoded per video and the pixel budget per frame
-                (112×112 suits tiny test models; real rankers want their training budget, e.g. 448×448).
+            sampling: the :class:`~ssvqa.sampling.VideoSampling` to decode videos with. Default: the
+                one saved with the adapter or model (``video_sampling.json``), else the one in the
+                anchors' ``anchors.json``, else the defaults.
+            num_frames, fps, max_pixels: override single fields of that sampling (a warning says
+                what differs from the saved one).
             temperature: softmax temperature of the level logits.
             mirrored: also ask every test–anchor pair in the other order and average the two
                 (cancels position bias; doubles the comparisons).
@@ -158,10 +164,8 @@ class QualityScorer:
         Raises:
             SsvqaError: no anchors given and none saved with the model (the message says how to make them).
         """
-        settings = dict(
-            num_frames=num_frames, max_pixels=max_pixels, temperature=temperature, mirrored=mirrored,
-            batch_size=batch_size, calibration=calibration,
-        )
+        settings = dict(temperature=temperature, mirrored=mirrored, batch_size=batch_size, calibration=calibration)
+        overrides = dict(num_frames=num_frames, fps=fps, max_pixels=max_pixels)
         if isinstance(model_or_path, (str, os.PathLike)):
             from ssvqa.modeling import load_ranker
 
@@ -171,6 +175,8 @@ class QualityScorer:
             if processor is None:
                 raise ValueError("pass processor= with an already loaded model")
             model, model_dir = model_or_path, None
+        saved = sampling or getattr(model, "video_sampling", None)
+        source = str(adapter or model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else "the model"
         if anchors is None:
             searched = [Path(p) for p in (adapter, model_or_path) if isinstance(p, (str, os.PathLike)) and Path(p).is_dir()]
             found = next((p / ANCHORS_FILE for p in searched if (p / ANCHORS_FILE).is_file()), None)
@@ -186,21 +192,25 @@ class QualityScorer:
         if isinstance(anchors, (str, os.PathLike)):
             path = Path(anchors)
             path = path / ANCHORS_FILE if path.is_dir() else path
-            videos, scores, block, saved = _read_anchors(path)
-            stale = [k for k in _BLOCK_SETTINGS if k in saved and not math.isclose(float(saved[k]), float(settings[k]))]
+            videos, scores, block, made_with = _read_anchors(path)
+            if saved is None and "video_sampling" in made_with:
+                saved, source = VideoSampling.from_dict(made_with["video_sampling"]), str(path)
+            chosen = resolve_sampling(saved, source, processor=processor, **overrides)
+            stale = _stale_settings(made_with, chosen, temperature)
             if stale:
                 warnings.warn(
                     f"{path}: anchor block was computed with other {', '.join(stale)} "
-                    f"({', '.join(f'{k}={saved[k]}' for k in stale)}); recomputing it",
+                    f"({', '.join(f'{k}={v}' for k, v in stale.items())}); recomputing it",
                     UserWarning,
                     stacklevel=2,
                 )
                 block = None
-            return cls(model, processor, videos, scores, block, model_dir=model_dir, **settings)
+            return cls(model, processor, videos, scores, block, model_dir=model_dir, sampling=chosen, **settings)
         pairs = list(anchors)
         videos = [p for p, _ in pairs]
         scores = [s for _, s in pairs]
-        return cls(model, processor, videos, scores, None, model_dir=model_dir, **settings)
+        chosen = resolve_sampling(saved, source, processor=processor, **overrides)
+        return cls(model, processor, videos, scores, None, model_dir=model_dir, sampling=chosen, **settings)
 
     @staticmethod
     def build_anchors(videos_with_scores: Iterable, k: int = DEFAULT_NUM_ANCHORS) -> list[tuple[str, float]]:
@@ -229,8 +239,8 @@ class QualityScorer:
 
         ``folder`` defaults to the model's (or adapter's) local folder, where
         :meth:`from_pretrained` looks. The JSON holds the anchors' file names relative to
-        ``folder``, their scores, the K×K block (null on the diagonal) and the settings it was
-        computed with. Returns the JSON's path.
+        ``folder``, their scores, the K×K block (null on the diagonal), the video sampling and
+        temperature it was computed with. Returns the JSON's path.
         """
         folder = Path(folder) if folder is not None else self.model_dir
         if folder is None:
@@ -247,12 +257,10 @@ class QualityScorer:
         record = {
             "anchors": [{"video": n, "score": s} for n, s in zip(names, self.anchor_scores)],
             "p_second_better": block,
-            "settings": {k: getattr(self, k) for k in _BLOCK_SETTINGS},
+            "settings": {"temperature": self.temperature, "video_sampling": self.sampling.to_dict()},
             "note": "p_second_better[a][b]: the ranker's P(second better) for the pair (first = anchor a, second = anchor b)",
         }
-        path = folder / ANCHORS_FILE
-        path.write_text(json.dumps(record, indent=2) + "\n")
-        return path
+        return atomic_write_json(folder / ANCHORS_FILE, record)
 
     # --- scoring --------------------------------------------------------------------------------
 
@@ -309,7 +317,7 @@ class QualityScorer:
     def _decode(self, path) -> torch.Tensor:
         if (reason := unusable_reason(path)) is not None:  # a symlink loop says so, not "not found"
             raise VideoError(path, reason)
-        return decode_frames(path, self.num_frames, max_pixels=self.max_pixels, multiple=self.multiple)
+        return self.sampling.decode(path)
 
     def _decode_all(self, paths: Sequence[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         decoded, failed = {}, {}
@@ -335,7 +343,8 @@ class QualityScorer:
         from ssvqa.modeling import compare
         from ssvqa.prompts import expected_preference
 
-        probs = compare(self.model, self.processor, firsts, seconds, batch_size=self.batch_size, temperature=self.temperature)
+        probs = compare(self.model, self.processor, firsts, seconds, batch_size=self.batch_size, temperature=self.temperature,
+                        frame_rate=self.sampling.frame_rate)
         self.comparisons += len(firsts)
         return expected_preference(probs.double()).numpy()
 
@@ -386,11 +395,18 @@ def _read_anchors(path: Path):
     return resolved, scores, block, record.get("settings", {})
 
 
-def _size_multiple(processor) -> int:
-    """Side multiple the processor's patches need (patch size × merge size; 28 for Qwen2.5-VL)."""
-    video_processor = getattr(processor, "video_processor", None)
-    patch, merge = getattr(video_processor, "patch_size", None), getattr(video_processor, "merge_size", None)
-    return int(patch * merge) if patch and merge else 28
+def _stale_settings(made_with: dict, sampling: VideoSampling, temperature: float) -> dict[str, object]:
+    """Settings the anchor block was computed under that differ from ``sampling``/``temperature``.
+
+    ``made_with`` is the ``settings`` of an ``anchors.json``: ``temperature`` and ``video_sampling``
+    (files written before the sampling contract hold ``num_frames`` and ``max_pixels`` instead)."""
+    stale = {}
+    if "temperature" in made_with and not math.isclose(float(made_with["temperature"]), temperature):
+        stale["temperature"] = made_with["temperature"]
+    recorded = made_with.get("video_sampling") or {k: made_with[k] for k in ("num_frames", "max_pixels") if k in made_with}
+    current = sampling.to_dict()
+    stale.update({k: v for k, v in recorded.items() if k in current and current[k] != v})
+    return stale
 
 
 def _progress(total: int, enabled: bool):
@@ -445,11 +461,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--adapter", default=None, type=_model_spec, help="LoRA adapter folder or Hub id to load on top of --model")
     group.add_argument("--anchors", default=None, type=_anchors_spec, help=f"an {ANCHORS_FILE} (default: the one saved with the adapter or model)")
     group.add_argument("--quantization", choices=["4bit", "8bit"], default=None, help="load the language model quantized")
-    group.add_argument("--num-frames", type=int, default=8, help="frames per video (default: 8)")
-    group.add_argument(
-        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-        help=f"pixel budget per frame (default: {DEFAULT_MAX_PIXELS}; use the ranker's training budget)",
-    )
+    sampling = "default: the ranker's training sampling, from its video_sampling.json"
+    group.add_argument("--num-frames", type=int, default=None, help=f"frames per video ({sampling})")
+    group.add_argument("--fps", type=float, default=None, help=f"sample frames at this rate instead ({sampling})")
+    group.add_argument("--max-pixels", type=int, default=None, help=f"pixel budget per frame ({sampling})")
     group.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default: 8)")
     group.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the level logits (default: 1)")
     group.add_argument("--mirrored", action="store_true", help="ask both orders of every pair and average")
@@ -496,6 +511,7 @@ def scorer_from_args(args: argparse.Namespace, anchors=None) -> QualityScorer:
         anchors if anchors is not None else args.anchors,
         adapter=args.adapter,
         num_frames=args.num_frames,
+        fps=args.fps,
         max_pixels=args.max_pixels,
         temperature=args.temperature,
         mirrored=args.mirrored,

@@ -16,20 +16,27 @@ five-level distribution, so the model learns to commit once the ranking term is 
 Example:
 
 ```python
-from peft import LoraConfig
 from datasets import load_dataset
-from ssvqa.trainer import RankConfig, RankTrainer
+from peft import LoraConfig
+from transformers import BitsAndBytesConfig
+from ssvqa import RankConfig, RankTrainer
 
 pairs = load_dataset("my-org/distortion-pairs")
 trainer = RankTrainer(
     model="Qwen/Qwen2.5-VL-7B-Instruct",
-    args=RankConfig(output_dir="ranker", model_init_kwargs={"quantization": "4bit"}),
+    args=RankConfig(
+        output_dir="ranker", num_frames=8, max_pixels=448 * 448,
+        model_init_kwargs={"dtype": "bfloat16", "quantization_config": BitsAndBytesConfig(load_in_4bit=True)},
+    ),
     train_dataset=pairs["train"],
     eval_dataset=pairs["test"],
-    peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"),
+    peft_config=LoraConfig(r=16, lora_alpha=32),  # no target_modules: the language model's projections
 )
 trainer.train()
 ```
+
+From a recipe's `trl.ModelConfig`: `ssvqa.model_config.peft_config(model_args)` and
+`model_init_kwargs(model_args)` (`trl.get_peft_config`/`get_quantization_config`, checked).
 """
 
 from __future__ import annotations
@@ -44,13 +51,15 @@ from typing import Any, Literal
 import datasets
 import torch
 import torch.nn.functional as F
+from peft import PeftConfig
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import enable_full_determinism, set_seed
 
 from ssvqa.collator import DataCollatorForVideoPairs
 from ssvqa.errors import CheckpointError
-from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
-from ssvqa.prompts import level_token_ids
+from ssvqa.labels import LEVELS
+from ssvqa.prompts import expected_preference, level_token_ids
+from ssvqa.sampling import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DEFAULT_NUM_FRAMES, SAMPLING_MODES, VideoSampling, processor_frame_multiple
 
 VIDEO_COLUMNS = ("video_a", "video_b")
 
@@ -60,7 +69,7 @@ class RankConfig(TrainingArguments):
     r"""Configuration of [`RankTrainer`]: everything of `TrainingArguments`, plus:
 
     Parameters:
-        > Video sampling
+        > Video sampling (the trained model's [`~ssvqa.sampling.VideoSampling`], saved beside its weights)
 
         num_frames (`int`, defaults to `8`):
             Frames sampled uniformly from each video (short videos repeat frames).
@@ -70,8 +79,12 @@ class RankConfig(TrainingArguments):
             Cap on frames per video when sampling by `fps`.
         max_pixels (`int`, defaults to `112 * 112`):
             Pixel budget per frame; frames are resized with aspect kept. Real runs: 448 * 448 or more.
-        frame_multiple (`int`, defaults to `28`):
-            Frame sides are rounded to this multiple (patch 14 x spatial merge 2 for Qwen-VL).
+        sampling_mode (`str`, defaults to `"resize"`):
+            How frames meet the pixel budget (`ssvqa.sampling.SAMPLING_MODES`).
+        frame_multiple (`int`, *optional*):
+            Frame sides are rounded to this multiple. It is the processor's (patch size x spatial
+            merge: 28 for Qwen2.5-VL); a value given here is checked against it. Processors that
+            resize frames themselves (LLaVA-OneVision) use this value, default 28.
         decode_threads (`int`, defaults to `1`):
             FFmpeg threads per decode in the collator.
         video_root (`str`, *optional*):
@@ -104,14 +117,17 @@ class RankConfig(TrainingArguments):
 
         model_init_kwargs (`dict`, *optional*):
             Keyword arguments for `ssvqa.modeling.load_ranker` when `model` is a string, e.g.
-            `{"quantization": "4bit", "dtype": "bfloat16", "train_vision_projector": true}`.
+            `{"dtype": "bfloat16", "train_vision_projector": true}`. As in TRL's trainers,
+            `quantization_config` (a `BitsAndBytesConfig` or its dict, e.g. from
+            `trl.get_quantization_config`) quantizes the language model.
     """
 
-    num_frames: int = field(default=8, metadata={"help": "Frames sampled uniformly from each video."})
+    num_frames: int = field(default=DEFAULT_NUM_FRAMES, metadata={"help": "Frames sampled uniformly from each video."})
     fps: float | None = field(default=None, metadata={"help": "Sample frames at this rate instead of num_frames."})
-    max_frames: int = field(default=32, metadata={"help": "Cap on frames per video when sampling by fps."})
-    max_pixels: int = field(default=112 * 112, metadata={"help": "Pixel budget per frame (aspect kept)."})
-    frame_multiple: int = field(default=28, metadata={"help": "Round frame sides to this multiple."})
+    max_frames: int = field(default=DEFAULT_MAX_FRAMES, metadata={"help": "Cap on frames per video when sampling by fps."})
+    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata={"help": "Pixel budget per frame (aspect kept)."})
+    sampling_mode: str = field(default="resize", metadata={"help": f"How frames meet the pixel budget: {', '.join(SAMPLING_MODES)}."})
+    frame_multiple: int | None = field(default=None, metadata={"help": "Round frame sides to this multiple (default: the processor's)."})
     decode_threads: int = field(default=1, metadata={"help": "FFmpeg threads per video decode."})
     video_root: str | None = field(
         default=None, metadata={"help": "Folder that path-only video rows are read in (None: rows must hold bytes)."}
@@ -149,7 +165,27 @@ class RankConfig(TrainingArguments):
             raise ValueError("confidence_tau_start and confidence_tau_end must be > 0")
         if not 0.0 < self.confidence_warmup_ratio <= 1.0:
             raise ValueError(f"confidence_warmup_ratio must be in (0, 1], got {self.confidence_warmup_ratio}")
+        self.video_sampling()  # a bad sampling fails here, not at the first batch
         super().__post_init__()
+
+    def video_sampling(self, processor=None) -> VideoSampling:
+        """The [`~ssvqa.sampling.VideoSampling`] of these fields; with ``processor``, its frame multiple."""
+        sampling = VideoSampling(
+            num_frames=self.num_frames,
+            fps=self.fps,
+            max_frames=self.max_frames,
+            max_pixels=self.max_pixels,
+            mode=self.sampling_mode,
+            **({"frame_multiple": self.frame_multiple} if self.frame_multiple else {}),
+        )
+        if processor is None:
+            return sampling
+        needed = processor_frame_multiple(processor)
+        if needed is None:  # the processor resizes frames itself
+            return sampling
+        if self.frame_multiple and self.frame_multiple != needed:
+            raise ValueError(f"frame_multiple={self.frame_multiple} but the processor's patches need {needed}: leave it unset")
+        return sampling.with_processor(processor)
 
 
 def fidelity_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -189,8 +225,13 @@ class RankTrainer(Trainer):
         args: a [`RankConfig`].
         train_dataset / eval_dataset: pair datasets (`video_a`, `video_b`, `label`, `prob`).
         processing_class: the processor; loaded with the model when `model` is a string.
-        peft_config: a `peft.LoraConfig`; LoRA adapters are added to the model.
-        data_collator: defaults to [`DataCollatorForVideoPairs`] configured from `args`.
+        peft_config: a `peft.LoraConfig` (e.g. from `trl.get_peft_config`), or None; LoRA adapters
+            are added to the model. Without `target_modules` the language model's projections are
+            targeted (`ssvqa.modeling.lora_target_modules`).
+        data_collator: defaults to [`DataCollatorForVideoPairs`] with the video sampling of `args`.
+
+    The video sampling (`args.video_sampling(processor)`) is saved beside the weights by
+    `save_model` (checkpoints included) as `video_sampling.json`, where scoring and relabelling read it.
     """
 
     _tag_names = ["ssvqa", "video-quality-assessment", "ranking"]
@@ -202,7 +243,7 @@ class RankTrainer(Trainer):
         train_dataset: datasets.Dataset | None = None,
         eval_dataset: datasets.Dataset | dict[str, datasets.Dataset] | None = None,
         processing_class=None,
-        peft_config=None,
+        peft_config: PeftConfig | None = None,
         data_collator=None,
         callbacks=None,
         optimizers=(None, None),
@@ -212,28 +253,31 @@ class RankTrainer(Trainer):
         # initial weights are drawn here, and two runs (or an interrupted one and its resumption)
         # must draw the same ones.
         enable_full_determinism(args.seed) if args.full_determinism else set_seed(args.seed)
+        if peft_config is not None and not isinstance(peft_config, PeftConfig):
+            raise TypeError(f"peft_config must be a peft.LoraConfig (e.g. trl.get_peft_config(model_args)) or None, got {peft_config!r}")
         self.model_id = model if isinstance(model, str) else getattr(model.config, "_name_or_path", None)
         if isinstance(model, str):
             from ssvqa.modeling import load_ranker
 
-            model, loaded_processor = load_ranker(model, lora=peft_config, **(args.model_init_kwargs or {}))
+            init = dict(args.model_init_kwargs or {})
+            if "quantization_config" in init:  # TRL's name for it
+                init["quantization"] = init.pop("quantization_config")
+            model, loaded_processor = load_ranker(model, lora=peft_config, **init)
             processing_class = processing_class or loaded_processor
         elif peft_config is not None:
-            from peft import get_peft_model
+            from ssvqa.modeling import add_lora
 
-            model = get_peft_model(model, peft_config)
+            model = add_lora(model, peft_config)
         if processing_class is None:
             raise ValueError("processing_class (the model's processor) is required when model is not a string")
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
         self.level_ids = level_token_ids(tokenizer)
+        self.video_sampling = args.video_sampling(processing_class)
+        model.video_sampling = self.video_sampling  # what scoring this model in memory reads
         if data_collator is None:
             data_collator = DataCollatorForVideoPairs(
                 processing_class,
-                num_frames=args.num_frames,
-                fps=args.fps,
-                max_frames=args.max_frames,
-                max_pixels=args.max_pixels,
-                frame_multiple=args.frame_multiple,
+                sampling=self.video_sampling,
                 num_threads=args.decode_threads,
                 video_root=args.video_root,
                 swap_augmentation=args.swap_augmentation,
@@ -250,6 +294,8 @@ class RankTrainer(Trainer):
             callbacks=callbacks,
             optimizers=optimizers,
         )
+        if hasattr(self.model, "add_model_tags"):  # pushed with the model (config "tags")
+            self.model.add_model_tags(self._tag_names)
         # Sums, not means, so accuracy over an epoch is exact however batches split the ties.
         self._stats = {"train": defaultdict(float), "eval": defaultdict(float)}
 
@@ -268,8 +314,7 @@ class RankTrainer(Trainer):
         mode = "train" if model.training else "eval"
         logits = self.level_logits(model, inputs)
         log_probs = F.log_softmax(logits / self.args.temperature, dim=-1)
-        weights = torch.tensor(LEVEL_WEIGHTS, device=logits.device)
-        preference = (log_probs.exp() * weights).sum(-1)
+        preference = expected_preference(log_probs.exp())
         if self.args.loss_type == "ce":
             loss = -(inputs["target"].to(log_probs) * log_probs).sum(-1).mean()
         else:
@@ -346,17 +391,32 @@ class RankTrainer(Trainer):
     # ------------------------------------------------------------------ saving
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the adapter (or full weights), the processor, and a model card."""
+        """Save the adapter (or full weights), the processor, the video sampling and a model card."""
         super().save_model(output_dir, _internal_call)
         output_dir = output_dir or self.args.output_dir
         if self.is_world_process_zero():
+            self.video_sampling.save_pretrained(output_dir)
             Path(output_dir, "README.md").write_text(self.model_card())
 
-    def model_card(self, extra: str = "", location: str | None = None) -> str:
-        """A model card that tells what the model is, how it was trained and how to use it.
+    def create_model_card(self, model_name: str | None = None, tags: str | list[str] | None = None, **kwargs) -> None:
+        """Write the model card (:meth:`model_card`) to ``output_dir``: what ``push_to_hub`` uploads
+        (it replaces the generic card of ``transformers.Trainer``)."""
+        if not self.is_world_process_zero():
+            return
+        more = [tags] if isinstance(tags, str) else list(tags or [])
+        Path(self.args.output_dir).mkdir(parents=True, exist_ok=True)
+        Path(self.args.output_dir, "README.md").write_text(self.model_card(tags=more))
+
+    def model_card(self, extra: str = "", location: str | None = None, tags: list[str] | None = None) -> str:
+        """A model card (``huggingface_hub.ModelCard``) that tells what the model is, how it was
+        trained and how to use it.
 
         ``extra``: more markdown (e.g. a self-improvement round's figures); ``location``: where
-        users load the model from (default: ``hub_model_id``, else ``output_dir``)."""
+        users load the model from (default: ``hub_model_id``, else ``output_dir``); ``tags``: more
+        Hub tags besides the trainer's. ``base_model`` is the base's Hub id, left out when the base
+        is a local folder."""
+        from huggingface_hub import ModelCard, ModelCardData
+
         args = self.args
         evals = [entry for entry in self.state.log_history if "eval_loss" in entry]
         figures = "\n".join(
@@ -365,14 +425,17 @@ class RankTrainer(Trainer):
             if key.startswith("eval_") and isinstance(value, float) and math.isfinite(value)
         )
         adapter = hasattr(self.model, "peft_config")
-        sampling = f"{args.fps} fps (at most {args.max_frames} frames)" if args.fps else f"{args.num_frames} frames"
-        return f"""---
-library_name: {"peft" if adapter else "transformers"}
-base_model: {self.model_id or "unknown"}
-pipeline_tag: video-text-to-text
-tags: [ssvqa, video-quality-assessment, ranking{", lora" if adapter else ""}]
----
-
+        base = _hub_id(self.model_id)
+        data = ModelCardData(
+            library_name="peft" if adapter else "transformers",
+            base_model=base,
+            pipeline_tag="video-text-to-text",
+            tags=list(dict.fromkeys([*self._tag_names, *(["lora"] if adapter else []), *(tags or [])])),
+        )
+        length = f"{args.max_steps} steps (max_steps)" if args.max_steps > 0 else f"{args.num_train_epochs:g} epochs"
+        where = location or args.hub_model_id or args.output_dir
+        load = f'load_ranker("{base or "BASE_MODEL"}", adapter="{where}")' if adapter else f'load_ranker("{where}")'
+        body = f"""
 # Video quality ranker (ssvqa)
 
 A video LMM fine-tuned with ssvqa (self-supervised video quality assessment) to compare the quality of two videos. Given
@@ -382,12 +445,12 @@ against anchor videos (`ssvqa score`).
 
 ## Training
 
-- base model: `{self.model_id}`; {"LoRA adapter" if adapter else "full weights"}
+- base model: {f"`{base}`" if base else "a local model"}; {"LoRA adapter" if adapter else "full weights"}
 - loss: `{args.loss_type}`{" with soft targets" if args.soft_targets else ""}; label smoothing {args.label_smoothing};
   swap augmentation: {args.swap_augmentation}
-- video sampling: {sampling}, at most {args.max_pixels} pixels per frame
-- optimisation: learning rate {args.learning_rate}, {args.num_train_epochs} epochs, batch {args.per_device_train_batch_size}
-  per device x {args.gradient_accumulation_steps} accumulation, {self.state.global_step} steps, seed {args.seed}
+- video sampling: {self.video_sampling.describe()} (`video_sampling.json`)
+- optimisation: learning rate {args.learning_rate}, {length}, batch {args.per_device_train_batch_size}
+  per device x {args.gradient_accumulation_steps} accumulation, {self.state.global_step} steps done, seed {args.seed}
 
 ## Evaluation (held-out pairs)
 
@@ -399,10 +462,24 @@ against anchor videos (`ssvqa score`).
 ## Use
 
 ```python
-from ssvqa.modeling import load_ranker, compare
-model, processor = load_ranker("{location or args.hub_model_id or args.output_dir}")
+from ssvqa import QualityScorer, load_ranker
+model, processor = {load}
 ```
 """
+        return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+def _hub_id(model_id: str | None) -> str | None:
+    """``model_id`` when it names a Hub repository; None for a local folder (or nothing)."""
+    if not model_id or Path(model_id).exists():
+        return None
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(model_id)
+    except HFValidationError:
+        return None
+    return model_id
 
 
 def load_full_checkpoint(model, folder: str | Path) -> int:

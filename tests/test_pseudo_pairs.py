@@ -174,7 +174,8 @@ def test_ranker_annotator_scores_0_to_100(tiny_model, video_factory):
     test = video_factory("test.mp4", size="90x160", rate=10, duration=1, source="mandelbrot")
     teacher = RankerAnnotator.from_pretrained(tiny_model, anchors=[(low, 20.0), (high, 80.0)], num_frames=2)
     other = RankerAnnotator(teacher.scorer.__class__(teacher.scorer.model, teacher.scorer.processor, [low, high], [10.0, 90.0],
-                                                     teacher.scorer.anchor_block, num_frames=2), model_id=teacher.model_id)
+                                                     teacher.scorer.anchor_block, sampling=teacher.scorer.sampling),
+                            model_id=teacher.model_id)
     scores = teacher.score([test, low])
     assert all(0.0 <= s <= 100.0 for s in scores)
     assert teacher.fingerprint != other.fingerprint  # other anchor scores, other cache

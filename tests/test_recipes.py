@@ -79,7 +79,6 @@ def test_every_recipe_parses_with_its_values(path, tmp_path):
 def test_real_recipes_use_a_supported_family_and_its_frame_geometry(path, tmp_path):
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-    from ssvqa.scorer import _size_multiple
     from ssvqa.testing import build_processor
 
     script_args, training_args, model_args = parse(path, tmp_path / "out")
@@ -88,10 +87,10 @@ def test_real_recipes_use_a_supported_family_and_its_frame_geometry(path, tmp_pa
     assert family is not None, f"{model_args.model_name_or_path}: not a family ssvqa supports"
     assert family in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES  # what load_ranker's Auto class loads
     assert model_args.model_name_or_path.split("/")[0] in path.read_text()
-    video_processor = build_processor(family).video_processor
-    if getattr(video_processor, "merge_size", None):  # Qwen: sides must be multiples of patch x merge
-        assert training_args.frame_multiple == _size_multiple(build_processor(family)), family
-        assert training_args.max_pixels % training_args.frame_multiple**2 == 0
+    processor = build_processor(family)
+    sampling = training_args.video_sampling(processor)  # refuses a frame_multiple the processor cannot tile
+    if getattr(processor.video_processor, "merge_size", None):  # Qwen: sides must be multiples of patch x merge
+        assert sampling.max_pixels % sampling.frame_multiple**2 == 0
     else:  # LLaVA-OneVision resizes frames to a fixed square itself: decode no larger than that
         assert training_args.max_pixels <= 384 * 384
     assert training_args.bf16 and training_args.gradient_checkpointing

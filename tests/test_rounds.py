@@ -185,7 +185,7 @@ def test_a_round_killed_after_a_checkpoint_resumes_with_its_trained_weights(roun
     out, _, _ = rounds
     steps = 6
     extra = ["--round", "0", "--first_round_max_steps", str(steps), "--save_steps", "2", "--warmup_steps", "0"]
-    extra += ["--use_peft", "--lora_r", "4", "--lora_alpha", "8"] if kind == "lora" else []
+    extra += ["--use_peft", "--lora_r", "4", "--lora_alpha", "8", "--vision_warm_start_steps", "0"] if kind == "lora" else []
     env = dict(os.environ, OMP_NUM_THREADS="1")
     runs = {}
     for name in ("whole", "killed"):

@@ -11,7 +11,7 @@ import datasets
 import pytest
 import torch
 
-import ssvqa.collator as collator_module
+import ssvqa.video
 from conftest import free_port
 from ssvqa.collator import DataCollatorForVideoPairs, soft_target
 from ssvqa.errors import DatasetRootError
@@ -67,13 +67,13 @@ def test_soft_target_keeps_the_expected_preference():
 def test_collator_decodes_each_distinct_video_once_per_batch(pairs, tiny_models, monkeypatch):
     processor = load_ranker(tiny_models["qwen2_5_vl"])[1]
     calls = []
-    real_decode = collator_module.decode_frames
+    real_decode = ssvqa.video.decode_frames
 
     def counting_decode(source, **kwargs):  # a spy: the real decoder runs
         calls.append(kwargs.get("name"))
         return real_decode(source, **kwargs)
 
-    monkeypatch.setattr(collator_module, "decode_frames", counting_decode)
+    monkeypatch.setattr(ssvqa.video, "decode_frames", counting_decode)
     rows = [pairs[i] for i in range(min(8, len(pairs)))]
     distinct = {row[column]["bytes"] for row in rows for column in ("video_a", "video_b")}
     assert len(distinct) < 2 * len(rows), "fixture should reuse a video across pairs (the pristine reference)"
@@ -167,6 +167,7 @@ def test_resuming_restores_every_weight_and_refuses_a_checkpoint_that_does_not_f
     """4 steps in one go against 2 steps, a checkpoint, and a new trainer resuming to 4: the same
     weights, bit for bit (one thread, fixed seed; the Trainer restores optimizer, scheduler and
     RNG). A checkpoint missing a tensor, or holding one the model lacks, is an error."""
+    from peft import LoraConfig
     from safetensors.torch import load_file, save_file
 
     from ssvqa.errors import CheckpointError
@@ -178,7 +179,7 @@ def test_resuming_restores_every_weight_and_refuses_a_checkpoint_that_does_not_f
         args = _args(tmp_path / name, max_steps=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=2,
                      model_init_kwargs=init, **overrides)
         return RankTrainer(model=str(tiny_models["qwen2_5_vl"]), args=args, train_dataset=pairs,
-                           peft_config=None if kind == "full" else True)
+                           peft_config=None if kind == "full" else LoraConfig(r=4, lora_alpha=8))
 
     def trained(t):
         return {name: p.detach().clone() for name, p in t.model.named_parameters() if p.requires_grad}
@@ -204,6 +205,28 @@ def test_resuming_restores_every_weight_and_refuses_a_checkpoint_that_does_not_f
     save_file({**stored, "model.not_a_layer.weight": torch.zeros(2)}, weights, metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match="1 unexpected tensors: model.not_a_layer.weight"):
         trainer("broken-too").train(resume_from_checkpoint=str(checkpoint))
+
+
+def test_model_card_says_what_was_configured_and_names_only_hub_bases(pairs, tiny_models, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from ssvqa.modeling import base_model
+
+    args = _args(tmp_path, max_steps=2, num_train_epochs=3)
+    trainer = RankTrainer(model=str(tiny_models["qwen2_5_vl"]), args=args, train_dataset=_fixed_batch(pairs))
+    assert {"ssvqa", "ranking"} <= set(base_model(trainer.model).model_tags)  # add_model_tags: pushed with the model
+    trainer.train()
+    trainer.save_model()
+    card = ModelCard.load(Path(args.output_dir) / "README.md")
+    assert card.data.base_model is None  # a local folder is no Hub id
+    assert card.data.library_name == "transformers" and "ssvqa" in card.data.tags
+    assert "2 steps (max_steps)" in card.text and "epochs" not in card.text
+
+    trainer.model_id = "Qwen/Qwen2.5-VL-7B-Instruct"
+    trainer.args.max_steps = -1
+    hub = ModelCard(trainer.model_card(tags=["round-1"]))
+    assert hub.data.base_model == "Qwen/Qwen2.5-VL-7B-Instruct" and "round-1" in hub.data.tags
+    assert "3 epochs" in hub.text
 
 
 def test_confidence_weight_follows_the_schedule():

@@ -47,8 +47,6 @@ block artefacts being measured.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -57,6 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from ssvqa.errors import VideoError
+from ssvqa.hashing import json_fingerprint
 from ssvqa.video import _open, _short, probe, uniform_indices
 
 # feature -> (centre, scale, sign): z = sign * (x - centre) / scale. Sign +1 when higher is better.
@@ -142,7 +141,7 @@ class ClassicalAnnotator:
             "weights": self.weights,
             "ranges": FEATURE_RANGES,
         }
-        return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+        return json_fingerprint(config)
 
     def score(self, videos: Sequence[str | Path]) -> list[float]:
         """0-100 quality per video (higher is better). Raises VideoError for an unreadable one."""

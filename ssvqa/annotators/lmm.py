@@ -14,15 +14,12 @@ than a generated word does (Q-Align, Wu et al. 2023).
 
 The same code runs the tiny offline test models and, on a GPU, e.g. ``Qwen/Qwen2.5-VL-7B-Instruct``::
 
-    teacher = LMMLevelAnnotator("Qwen/Qwen2.5-VL-7B-Instruct", dtype="bfloat16", max_pixels=448 * 448)
+    teacher = LMMLevelAnnotator("Qwen/Qwen2.5-VL-7B-Instruct", dtype="bfloat16")
     teacher.score(["a.mp4", "b.mp4"])   # [72.4, 31.0]
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,13 +27,17 @@ from pathlib import Path
 import torch
 
 from ssvqa.errors import VideoError
-from ssvqa.prompts import FRAME_RATE, level_token_ids
+from ssvqa.hashing import json_fingerprint
+from ssvqa.prompts import level_token_ids
+from ssvqa.sampling import VideoSampling, resolve_sampling, saved_sampling
 
 RATING_WORDS: tuple[str, ...] = ("excellent", "good", "fair", "poor", "bad")
 RATING_WEIGHTS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.0)
 RATING_PREFIX = "The quality of the video is"
 RATING_QUESTION = "How would you rate the visual quality of this video? Answer with one word: excellent, good, fair, poor or bad."
-DEFAULT_MAX_PIXELS = 448 * 448
+ZERO_SHOT_SAMPLING = VideoSampling(num_frames=8, max_pixels=448 * 448)
+"""Sampling of a chat LMM that no ssvqa training has fixed one for: 8 frames of at most 448x448,
+close to what instruction-tuned video LMMs read in their own fine-tuning."""
 
 
 def rating_messages(question: str = RATING_QUESTION) -> list[dict]:
@@ -66,9 +67,11 @@ class LMMLevelAnnotator:
 
     Args:
         model_id_or_path: Hub id or local folder of an ``AutoModelForImageTextToText`` model.
-        num_frames: frames sampled uniformly per video.
-        max_pixels: pixel budget per frame (frames are resized to fit it, sides rounded to the
-            processor's patch multiple; portrait videos keep their aspect).
+        sampling: the :class:`~ssvqa.sampling.VideoSampling` videos are decoded with. Default:
+            the one saved with the model (``video_sampling.json``, e.g. a ranker's folder), else
+            :data:`ZERO_SHOT_SAMPLING`. The frame multiple is always the processor's.
+        num_frames, fps, max_pixels: override single fields of that sampling (a warning says
+            what differs from a saved one).
         batch_size: videos per forward pass (left padded; only the last position's logits kept).
         dtype: weights' dtype (``"auto"``: as stored).
         quantization: ``"4bit"``, ``"8bit"`` or None, as :func:`ssvqa.modeling.load_ranker`.
@@ -84,8 +87,10 @@ class LMMLevelAnnotator:
         self,
         model_id_or_path: str | os.PathLike,
         *,
-        num_frames: int = 8,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        sampling: VideoSampling | None = None,
+        num_frames: int | None = None,
+        fps: float | None = None,
+        max_pixels: int | None = None,
         batch_size: int = 4,
         dtype: str | torch.dtype = "auto",
         quantization: str | None = None,
@@ -94,10 +99,12 @@ class LMMLevelAnnotator:
         question: str = RATING_QUESTION,
         name: str = "lmm",
     ):
-        if batch_size < 1 or num_frames < 1:
-            raise ValueError("batch_size and num_frames must be >= 1")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
         self.model_id_or_path = str(model_id_or_path)
-        self.num_frames, self.max_pixels, self.batch_size = int(num_frames), int(max_pixels), int(batch_size)
+        self.sampling = resolve_sampling(sampling or saved_sampling(self.model_id_or_path), self.model_id_or_path,
+                                         defaults=ZERO_SHOT_SAMPLING, num_frames=num_frames, fps=fps, max_pixels=max_pixels)
+        self.batch_size = int(batch_size)
         self.dtype, self.quantization, self.trust_remote_code = dtype, quantization, trust_remote_code
         self.device_map, self.question, self.name = device_map, question, name
         self._model = self._processor = self._rating_ids = None
@@ -105,16 +112,20 @@ class LMMLevelAnnotator:
     @property
     def fingerprint(self) -> str:
         """Hash of everything the scores depend on (model path or id first, then the settings)."""
+        sampling = self.sampling
         settings = {
             "model": self.model_id_or_path,
-            "num_frames": self.num_frames,
-            "max_pixels": self.max_pixels,
+            "num_frames": sampling.num_frames,
+            "max_pixels": sampling.max_pixels,
+            # frames by count, resized: the settings of before the sampling contract, same fingerprint
+            **({} if sampling.fps is None and sampling.mode == "resize" else
+               {"fps": sampling.fps, "max_frames": sampling.max_frames, "mode": sampling.mode}),
             "dtype": str(self.dtype),
             "quantization": self.quantization,
             "question": self.question,
             "version": 1,
         }
-        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+        return json_fingerprint(settings)
 
     def load(self):
         """Load (once) and return ``(model, processor)``."""
@@ -131,15 +142,12 @@ class LMMLevelAnnotator:
             )
             model.eval()
             self._model, self._processor = model, processor
+            self.sampling = self.sampling.with_processor(processor)
         return self._model, self._processor
 
     def score(self, videos: Sequence[str | Path]) -> list[float]:
         """0-100 scores, in order. Raises :class:`VideoError` for the first unreadable video."""
-        from ssvqa.scorer import _size_multiple
-        from ssvqa.video import decode_frames
-
-        model, processor = self.load()
-        multiple = _size_multiple(processor)
+        self.load()
         scores: list[float] = []
         for start in range(0, len(videos), self.batch_size):
             chunk = videos[start : start + self.batch_size]
@@ -147,14 +155,13 @@ class LMMLevelAnnotator:
             for path in chunk:
                 if not Path(path).is_file():
                     raise VideoError(path, "file does not exist")
-                frames.append(decode_frames(path, self.num_frames, max_pixels=self.max_pixels, multiple=multiple))
+                frames.append(self.sampling.decode(path))
             scores += self._score_frames(frames)
         return scores
 
     @torch.no_grad()
     def _score_frames(self, frames: list[torch.Tensor]) -> list[float]:
-        from ssvqa.modeling import _base_model, batch_to_model
-        from ssvqa.prompts import answer_logits
+        from ssvqa.modeling import answer_token_logits
 
         model, processor = self._model, self._processor
         conversations = []
@@ -162,7 +169,8 @@ class LMMLevelAnnotator:
             messages = rating_messages(self.question)
             messages[0]["content"][0] = {"type": "video", "video": video}
             conversations.append(messages)
-        metadata = [{"total_num_frames": len(v), "fps": FRAME_RATE, "frames_indices": list(range(len(v)))} for v in frames]
+        rate = self.sampling.frame_rate
+        metadata = [{"total_num_frames": len(v), "fps": rate, "frames_indices": list(range(len(v)))} for v in frames]
         batch = processor.apply_chat_template(
             conversations,
             tokenize=True,
@@ -171,8 +179,5 @@ class LMMLevelAnnotator:
             continue_final_message=True,
             processor_kwargs={"padding": True, "padding_side": "left", "do_sample_frames": False, "video_metadata": metadata},
         )
-        batch = batch_to_model(batch, model)
-        keep_last = "logits_to_keep" in inspect.signature(_base_model(model).forward).parameters
-        logits = model(**batch, use_cache=False, **({"logits_to_keep": 1} if keep_last else {})).logits
-        rating_logits = answer_logits(logits, batch["attention_mask"], self._rating_ids)
+        rating_logits = answer_token_logits(model, batch, self._rating_ids)
         return [float(s) for s in expected_rating(rating_logits.float().cpu())]

@@ -11,11 +11,11 @@ already turns a video into a 0-100 score, so this class only gives it the
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from ssvqa.hashing import json_fingerprint
 
 
 class RankerAnnotator:
@@ -49,12 +49,11 @@ class RankerAnnotator:
         settings = {
             "model": self.model_id,
             "anchors": [[Path(v).name, s] for v, s in zip(scorer.anchor_videos, scorer.anchor_scores)],
-            "num_frames": scorer.num_frames,
-            "max_pixels": scorer.max_pixels,
+            "video_sampling": scorer.sampling.to_dict(),
             "temperature": scorer.temperature,
             "mirrored": scorer.mirrored,
         }
-        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+        return json_fingerprint(settings)
 
     def score(self, videos: Sequence[str | Path]) -> list[float]:
         """0-100 scores, in order; raises :class:`~ssvqa.errors.VideoError` for an unreadable video."""
