@@ -22,6 +22,7 @@ import pytest
 from conftest import make_video
 from ssvqa.errors import DatasetRootError
 from ssvqa.pair_dataset import DatasetCardInfo, load_pairs, pair_features, save_pair_splits
+from ssvqa.sampling import VideoSampling
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = b"hf_FAKE_SECRET_TOKEN_do_not_leak_0123456789"
@@ -142,7 +143,7 @@ def test_rows_pointing_outside_are_refused_everywhere_and_nothing_foreign_is_wri
         relabel_with_ranker(pairs, model, processor, round=1, num_frames=2, video_root=folder)
     with pytest.raises(DatasetRootError, match="train " + named):
         save_pair_splits({"train": pairs}, outputs / "saved", card=CARD, video_root=folder)
-    collate = DataCollatorForVideoPairs(processor, num_frames=2, video_root=str(folder))
+    collate = DataCollatorForVideoPairs(processor, sampling=VideoSampling(num_frames=2).with_processor(processor), video_root=str(folder))
     assert collate([rows[1]])["level"].tolist() == [3]  # the row inside the folder is read
     with pytest.raises(DatasetRootError, match=rf"video_b: video path '{bad_path}' escapes the dataset's root"):
         collate([rows[2]])
@@ -155,7 +156,7 @@ def test_rows_pointing_outside_are_refused_everywhere_and_nothing_foreign_is_wri
     with pytest.raises(DatasetRootError, match="row 1 video_b: video path 'clips/inside.mp4' is not read"):
         relabel(pairs, {}, round=1)
     with pytest.raises(DatasetRootError, match="is not read"):
-        DataCollatorForVideoPairs(processor, num_frames=2)([rows[1]])
+        DataCollatorForVideoPairs(processor, sampling=VideoSampling(num_frames=2).with_processor(processor))([rows[1]])
     assert _leaks(outputs) == []
 
 
