@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build-mos-pairs": ("dataset_builders.mos_pairs", "build a pair dataset from human mean opinion scores (supervised baseline)"),
     "score": ("ssvqa.scorer", "score videos 0-100 with a ranker and anchor videos"),
     "evaluate": ("ssvqa.benchmark_eval", "score a human-rated benchmark and report SRCC/PLCC"),
+    "app": ("ssvqa.app", "a browser page to score and compare videos (needs ssvqa[app])"),
 }
 
 
