@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from ssvqa.console import add_verbose_argument, setup_output
+
 # name -> (module, one-line summary for `ssvqa --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-corpus": ("ssvqa.corpus", "make a corpus of synthetic source clips (no downloads)"),
@@ -52,6 +54,7 @@ def command_parser(name: str):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     module.add_arguments(parser)
+    add_verbose_argument(parser)
     return parser, module
 
 
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # Only the command name is parsed here (or --help/--version); its own parser reads the rest.
     top = build_parser().parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
+    # Before the command's module imports its libraries: their bars and notices stay quiet.
+    setup_output(verbose="--verbose" in argv[1:])
     parser, module = command_parser(top.command)
     args = parser.parse_args(argv[1:])
     return int(module.main(args) or 0)

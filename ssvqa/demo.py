@@ -18,6 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ssvqa.console import add_verbose_argument, setup_output
+
 TINY_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "round.yaml"
 
 
@@ -28,11 +30,12 @@ def main(argv=None) -> list[dict]:
     )
     parser.add_argument("--rounds", type=int, default=3, help="Run rounds 0 .. ROUNDS-1 (default 3).")
     parser.add_argument("--config", default=str(TINY_RECIPE), help="The recipe (default: recipes/tiny/round.yaml).")
+    add_verbose_argument(parser)
     args, overrides = parser.parse_known_args(argv)
     if any(flag in overrides for flag in ("--round", "--config")):
         parser.error("--round is chosen by --rounds; pass the recipe with --config")
+    setup_output(args.verbose)
 
-    import ssvqa  # noqa: F401  (torchvision shim)
     from trl import ModelConfig, TrlParser
 
     from ssvqa.rounds import RoundArguments, run_round
@@ -40,7 +43,7 @@ def main(argv=None) -> list[dict]:
 
     reports = []
     for k in range(args.rounds):
-        print(f"\n=== round {k} ===", flush=True)
+        print(f"=== round {k} ===", flush=True)
         recipe = TrlParser((RoundArguments, RankConfig, ModelConfig))
         script_args, training_args, model_args = recipe.parse_args_and_config(
             args=["--config", args.config, *overrides, "--round", str(k)]

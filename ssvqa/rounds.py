@@ -86,6 +86,7 @@ class RoundArguments:
     hidden_quality: str | None = field(default=None, metadata={"help": "A label file (name,mos) of the pool's hidden quality: report label agreement."})
     tiny_model: str | None = field(default=None, metadata={"help": "Build this offline model ('FAMILY-SIZE', e.g. qwen2_5_vl-small) as the base."})
     hub_dataset_id: str | None = field(default=None, metadata={"help": "Dataset repo for the round's pairs (branch round-k)."})
+    verbose: bool = field(default=False, metadata={"help": "Show other libraries' progress bars, logs and warnings (recipes/round.py)."})
     push_merged: bool = field(default=False, metadata={"help": "Also save and push LoRA-merged full weights (model/merged)."})
 
     def __post_init__(self):
@@ -236,6 +237,9 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
 
     # 2. train
     trainer = _trainer(args, training_args, model_args, base, root, here, pairs["train"], heldout)
+    if state.is_main_process:
+        length = f"{trainer.args.max_steps} steps" if trainer.args.max_steps > 0 else f"{trainer.args.num_train_epochs:g} epochs"
+        print(f"[train] round {args.round}: {length} on {len(pairs['train'])} pairs", flush=True)
     checkpoints = sorted((here / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.rpartition("-")[2]))
     # A kill while a checkpoint was being written leaves it without its trainer state: not resumable.
     complete = [c for c in checkpoints if (c / "trainer_state.json").exists()]
@@ -247,6 +251,8 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     figures: dict[str, Any] = {"round": args.round, "train_pairs": len(pairs["train"]), "steps": trainer.state.global_step,
                                "processes": state.num_processes}
     if heldout is not None:
+        if state.is_main_process:
+            print(f"[eval] pair accuracy on {len(heldout)} held-out pairs", flush=True)
         metrics = trainer.evaluate()
         figures["heldout_pair_accuracy"] = metrics.get("eval_pair_accuracy")
         figures["heldout_pairs"] = len(heldout)
@@ -392,6 +398,7 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
     """A RankTrainer for this round: from the base (new LoRA if asked) or from round k-1's model."""
     import dataclasses
 
+    from ssvqa.console import use_line_progress
     from ssvqa.trainer import RankTrainer
 
     init = {**_load_options(model_args), **(training_args.model_init_kwargs or {})}
@@ -413,7 +420,9 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
     if args.round == 0 and args.first_round_max_steps:
         overrides["max_steps"] = args.first_round_max_steps
     config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), model_init_kwargs=init, **overrides)
-    return RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config)
+    trainer = RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config)
+    use_line_progress(trainer)
+    return trainer
 
 
 def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) -> dict[str, Any]:
@@ -444,6 +453,7 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) 
         label_file = "=" not in spec
         name = Path(spec).parent.name if label_file else spec.partition("=")[0]
         videos = load_scored(spec, on_missing="error" if label_file else "skip")
+        print(f"[eval] scoring {len(videos)} videos of {name} against {len(scorer.anchor_videos)} anchors", flush=True)
         scores, errors = scorer.score_with_errors(list(videos["video"]), progress=True)
         mos = [m for v, m in zip(videos["video"], videos["mos"]) if v in scores]
         predicted = [scores[v] for v in videos["video"] if v in scores]

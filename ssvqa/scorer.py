@@ -467,9 +467,9 @@ def _size_multiple(processor) -> int:
 def _progress(total: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from ssvqa.console import progress
 
-    return tqdm(total=total, unit="video", desc="scoring", file=sys.stderr)
+    return progress(total=total, unit="videos", desc="scoring")
 
 
 # --- the `ssvqa score` command ---------------------------------------------------------------------
