@@ -8,7 +8,7 @@ thin call into the scorer (no scoring logic lives here):
   with a segment length, each video's score over time
   (:meth:`~ssvqa.scorer.QualityScorer.score_details`).
 * **Compare two videos**: the five-level distribution for the second video against the first,
-  asked in both orders (:meth:`~ssvqa.scorer.QualityScorer.compare_pair`).
+  and for the first against the second (the pair asked in both orders) (:meth:`~ssvqa.scorer.QualityScorer.compare_pair`).
 * **Score a folder**: upload a folder; a sortable table of scores with a CSV download.
 
 Each part has an API name (``/score``, ``/compare``, ``/score_folder``) that ``gradio_client``
@@ -33,7 +33,6 @@ from ssvqa.labels import LEVELS
 
 DEFAULT_OUTPUT_DIR = "outputs/tiny-rounds"  # the demo's output_dir (recipes/tiny/round.yaml)
 NO_NETWORK_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1"}
-_ORDERS = ("second after first", "first after second")
 
 
 def default_model(output_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR) -> Path:
@@ -74,13 +73,12 @@ def theme():
 def build_app(scorer, *, preload: Sequence[str | os.PathLike] = (), preload_segments: float | None = None, title: str = "ssvqa"):
     """The page (a ``gradio.Blocks``) for ``scorer``; launch it with ``.launch(theme=theme())``.
 
-    ``preload``: videos put in the inputs and scored (the first two also compared) when the page
-    opens, e.g. to show a result straight away; ``preload_segments`` fills the segment length.
+    ``preload``: videos put in the inputs and scored (the first two also compared) before the
+    page is served, so it opens with their results; ``preload_segments`` fills the segment length.
     """
     import pandas as pd
 
     gr = _gradio()
-    anchor_names = [f"anchor {i + 1} ({score:g})" for i, score in enumerate(scorer.anchor_scores)]
 
     def score(files, segments):
         paths = _paths(files)
@@ -96,8 +94,8 @@ def build_app(scorer, *, preload: Sequence[str | os.PathLike] = (), preload_segm
         names = _display_names(paths)
         rows = [(names[p], round(results[p].score, 2), "") if p in results else (names[p], None, errors[p]) for p in paths]
         preferences = pd.DataFrame(
-            [(names[p], anchor, round(value, 4)) for p in paths if p in results for anchor, value in zip(anchor_names, results[p].preferences)],
-            columns=["video", "anchor", "P(video better)"],
+            [(names[p], anchor, round(value, 4)) for p in paths if p in results for anchor, value in zip(scorer.anchor_scores, results[p].preferences)],
+            columns=["video", "anchor score", "P(video better)"],
         )
         curve = pd.DataFrame(
             [(names[p], round((s.start + s.end) / 2, 3), round(s.score, 2)) for p in paths if p in results for s in results[p].segments],
@@ -107,18 +105,19 @@ def build_app(scorer, *, preload: Sequence[str | os.PathLike] = (), preload_segm
 
     def compare(first, second):
         if not first or not second:
-            return _empty_levels(), "Upload two videos."
+            return _empty_levels(), _empty_levels(), "Upload two videos."
         try:
             result = scorer.compare_pair(first, second)
         except Exception as err:  # VideoError names the file and the reason
-            return _empty_levels(), f"Could not compare: {err}"
-        rows = [(order, level, round(dist[level], 4)) for order, dist in zip(_ORDERS, (result.second_vs_first, result.first_vs_second)) for level in LEVELS]
+            return _empty_levels(), _empty_levels(), f"Could not compare: {err}"
+        tables = [pd.DataFrame([(level, round(dist[level], 4)) for level in LEVELS], columns=["level", "probability"])
+                  for dist in (result.second_vs_first, result.first_vs_second)]
         verdict = "better" if result.p_second_better > 0.5 else "worse" if result.p_second_better < 0.5 else "as good"
         message = (
             f"P(second better) = {result.p_second_better:.3f} (both orders averaged): the second video looks {verdict} "
             f"than the first. Most likely level, second after first: **{max(result.second_vs_first, key=result.second_vs_first.get)}**."
         )
-        return pd.DataFrame(rows, columns=["order", "level", "probability"]), message
+        return tables[0], tables[1], message
 
     def score_folder(files):
         paths = _paths(files)
@@ -136,54 +135,54 @@ def build_app(scorer, *, preload: Sequence[str | os.PathLike] = (), preload_segm
         table.to_csv(csv_path, index=False)
         return table, str(csv_path), _summary(len(results), errors, names)
 
+    preload = [str(p) for p in preload]
+    scored = score(preload, preload_segments) if preload else (_table([]), _empty_preferences(), _empty_curve(), "")
+    compared = compare(preload[0], preload[1]) if len(preload) > 1 else (_empty_levels(), _empty_levels(), "")
+
     with gr.Blocks(title=title) as page:
         gr.Markdown(
             f"# {title}: video quality, 0–100\n"
-            f"Each video is compared with {len(anchor_names)} anchor videos of known quality by the ranker; "
+            f"Each video is compared with {len(scorer.anchor_scores)} anchor videos of known quality by the ranker; "
             "0 = at or below the worst anchor, 100 = at or above the best."
         )
         gr.Markdown("## Score videos")
         with gr.Row():
-            videos = gr.File(label="videos", file_count="multiple", value=[str(p) for p in preload] or None)
+            videos = gr.File(label="videos", file_count="multiple", value=preload or None)
             with gr.Column():
                 segments = gr.Number(
                     label="segment length in seconds (optional): quality over time", value=preload_segments, minimum=0
                 )
                 score_button = gr.Button("Score", variant="primary")
-        score_message = gr.Markdown()
-        scores = gr.Dataframe(label="scores", interactive=False)
+        score_message = gr.Markdown(scored[3])
+        scores = gr.Dataframe(scored[0], label="scores", interactive=False)
         with gr.Row():
-            preferences = gr.BarPlot(
-                x="anchor", y="P(video better)", color="video", label="preference against each anchor",
-                y_lim=[0, 1], sort=None, x_label_angle=0,
+            preferences = gr.LinePlot(
+                scored[1], x="anchor score", y="P(video better)", color="video", label="preference against each anchor (by its score)",
+                y_lim=[0, 1], x_lim=[min(scorer.anchor_scores), max(scorer.anchor_scores)],
             )
-            curve = gr.LinePlot(x="time (s)", y="score", color="video", label="score over time", y_lim=[0, 100])
+            curve = gr.LinePlot(scored[2], x="time (s)", y="score", color="video", label="score over time", y_lim=[0, 100])
         score_button.click(score, [videos, segments], [scores, preferences, curve, score_message], api_name="score")
 
         gr.Markdown("## Compare two videos")
         with gr.Row():
-            first = gr.File(label="first video", value=str(preload[0]) if len(preload) > 1 else None)
-            second = gr.File(label="second video", value=str(preload[1]) if len(preload) > 1 else None)
+            first = gr.File(label="first video", value=preload[0] if len(preload) > 1 else None)
+            second = gr.File(label="second video", value=preload[1] if len(preload) > 1 else None)
         compare_button = gr.Button("Compare", variant="primary")
-        compare_message = gr.Markdown()
-        levels = gr.BarPlot(
-            x="level", y="probability", color="order", label="how the second video compares with the first",
-            y_lim=[0, 1], sort=list(LEVELS),
-        )
-        compare_button.click(compare, [first, second], [levels, compare_message], api_name="compare")
+        compare_message = gr.Markdown(compared[2])
+        with gr.Row():
+            levels = [
+                gr.BarPlot(table, x="level", y="probability", label=label, y_lim=[0, 1], sort=list(LEVELS))
+                for table, label in zip(compared[:2], ("the second video, shown after the first", "asked the other way: the first, shown after the second"))
+            ]
+        compare_button.click(compare, [first, second], [*levels, compare_message], api_name="compare")
 
         gr.Markdown("## Score a folder")
         folder = gr.File(label="folder of videos", file_count="directory")
         folder_button = gr.Button("Score the folder", variant="primary")
         folder_message = gr.Markdown()
-        folder_scores = gr.Dataframe(label="scores (click a column to sort)", interactive=False)
+        folder_scores = gr.Dataframe(_table([]), label="scores (click a column to sort)", interactive=False)
         download = gr.File(label="CSV")
         folder_button.click(score_folder, [folder], [folder_scores, download, folder_message], api_name="score_folder")
-
-        if preload:
-            page.load(score, [videos, segments], [scores, preferences, curve, score_message], api_visibility="private")
-            if len(preload) > 1:
-                page.load(compare, [first, second], [levels, compare_message], api_visibility="private")
     return page
 
 
@@ -209,7 +208,7 @@ def _table(rows):
 def _empty_preferences():
     import pandas as pd
 
-    return pd.DataFrame(columns=["video", "anchor", "P(video better)"])
+    return pd.DataFrame(columns=["video", "anchor score", "P(video better)"])
 
 
 def _empty_curve():
@@ -221,7 +220,7 @@ def _empty_curve():
 def _empty_levels():
     import pandas as pd
 
-    return pd.DataFrame(columns=["order", "level", "probability"])
+    return pd.DataFrame(columns=["level", "probability"])
 
 
 def _summary(scored: int, errors: dict[str, str], names: dict[str, str]) -> str:
@@ -242,17 +241,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     page = parser.add_argument_group("page")
     page.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1; 0.0.0.0 for every interface)")
     page.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    page.add_argument("--preload", nargs="*", default=[], metavar="VIDEO", help="videos scored (the first two compared) when the page opens")
+    page.add_argument("--preload", nargs="*", default=[], metavar="VIDEO", help="videos scored (the first two compared) before the page opens")
     page.add_argument("--preload-segments", type=float, default=None, metavar="SECONDS", help="segment length for --preload")
 
 
 def scorer_for_app(args: argparse.Namespace):
-    """The scorer of ``args``: ``--model``, or the demo's newest model."""
+    """The scorer of ``args``: ``--model``, or the demo's newest model with the frame count, pixel
+    budget and temperature its anchors were computed with."""
     from ssvqa.scorer import scorer_from_args
 
     if args.model is None:
+        import json
+
+        from ssvqa.scorer import ANCHORS_FILE
+
         args.model = str(default_model())
-        print(f"model: {args.model}", file=sys.stderr)
+        # The demo's model is asked the way it was trained and its anchor block computed.
+        saved = json.loads((Path(args.model) / ANCHORS_FILE).read_text()).get("settings", {})
+        for key in ("num_frames", "max_pixels", "temperature"):
+            if key in saved:
+                setattr(args, key, type(getattr(args, key))(saved[key]))
+        print(f"model: {args.model} ({args.num_frames} frames, {args.max_pixels} pixels per frame)", file=sys.stderr)
     return scorer_from_args(args)
 
 
