@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Screenshots of the browser app (not part of CI): `ssvqa app` with a trained ranker, opened with
-# two videos already scored (one of them with a heavily blurred second half, scored per second)
+# two videos already scored (one of them heavily distorted in its second half, scored per second)
 # and compared, photographed by headless Chromium.
 #
 #   bash scripts/screenshot_app.sh [MODEL_DIR [OUT_DIR]] [-- EXTRA APP OPTIONS]
@@ -24,14 +24,31 @@ mkdir -p "$out"
 work=$(mktemp -d)
 trap 'kill "$app_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# Two 6 s clips of the same content: clean, and with its second half heavily blurred.
-ffmpeg -nostdin -loglevel error -y -f lavfi -i "testsrc2=size=320x240:rate=10" -t 6 -c:v libx264 -pix_fmt yuv420p "$work/clean.mp4"
-ffmpeg -nostdin -loglevel error -y -i "$work/clean.mp4" -vf "gblur=sigma=12:enable='gte(t,3)'" -c:v libx264 -pix_fmt yuv420p "$work/blurred-second-half.mp4"
+# Two 6 s clips of one generated content (ssvqa.corpus): clean, and with its second half at the
+# heaviest level of a distortion of ssvqa.distortions (DISTORTION, default exposure: the one the
+# demo's model learns).
+"$python" - "$work" "${DISTORTION:-exposure}" <<'PY'
+import subprocess, sys
+from pathlib import Path
+from ssvqa.corpus import make_corpus
+from ssvqa.distortions import Variant, ladder, render_variants
+
+work, name = Path(sys.argv[1]), sys.argv[2]
+source = make_corpus(work / "corpus", num_clips=1, seed=11, duration=6.0, size=(320, 240))[0]
+clean, heavy = render_variants(source, [Variant(()), ladder(name)[-1]], work / "variants")
+subprocess.run(["cp", str(clean), str(work / "clean.mp4")], check=True)
+subprocess.run([
+    "ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(clean), "-i", str(heavy), "-filter_complex",
+    "[0:v]trim=0:3,setpts=PTS-STARTPTS[a];[1:v]trim=3:6,setpts=PTS-STARTPTS[b];[a][b]concat=n=2:v=1[v]",
+    "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(work / f"{name}-second-half.mp4"),
+], check=True)
+PY
+second=$(ls "$work"/*-second-half.mp4)
 
 port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1
 "$python" -m ssvqa.cli app --model "$model" --port "$port" \
-    --preload "$work/clean.mp4" "$work/blurred-second-half.mp4" --preload-segments 1 "${extra[@]}" \
+    --preload "$work/clean.mp4" "$second" --preload-segments 1 "${extra[@]}" \
     > "$work/app.log" 2>&1 &
 app_pid=$!
 for _ in $(seq 600); do
