@@ -10,8 +10,9 @@ by subprocesses such as ``accelerate launch`` workers) and, for a library alread
 functions.
 
 Progress of ssvqa's own long steps goes through :func:`progress`: a tqdm bar in a terminal (or a
-notebook), and elsewhere (a log file, CI) a plain line at each quarter of the way, so a log holds a
-handful of lines per step instead of one carriage-return update per item. The training loop gets
+notebook), and elsewhere (a log file, CI) a plain line halfway and one at the end, so a log holds
+two lines per step instead of one carriage-return update per item (the demo's three rounds print
+about 55 lines before the final table). The training loop gets
 the same through :func:`use_line_progress`.
 """
 
@@ -34,7 +35,7 @@ QUIET_ENV = {
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "ACCELERATE_LOG_LEVEL": "error",
 }
-QUARTERS = (0.25, 0.5, 0.75)
+MARKS = (0.5,)  # fractions of the way that get a line outside a terminal (and the end)
 
 
 def setup_output(verbose: bool = False) -> None:
@@ -77,7 +78,7 @@ def progress(iterable=None, *, total: int | None = None, desc: str = "", unit: s
     """A progress bar with tqdm's interface (iterate, or ``update(n)``/``close()``, or ``with``).
 
     In a terminal or notebook: ``tqdm.auto.tqdm``. Elsewhere: :class:`LineProgress`, a plain line
-    at each quarter and one at the end.
+    halfway and one at the end.
     """
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)
@@ -89,13 +90,13 @@ def progress(iterable=None, *, total: int | None = None, desc: str = "", unit: s
 
 
 class LineProgress:
-    """Progress as a few plain lines (``desc: 30/120 videos (25%), 0:42``): for logs, not terminals."""
+    """Progress as a few plain lines (``desc: 60/120 videos (50%), 0:42``): for logs, not terminals."""
 
     def __init__(self, iterable=None, *, total=None, desc="", unit="it", initial=0, disable=False, stream=None):
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
         self.n, self.disable, self.stream = initial, disable, stream or sys.stderr
         self.started = time.monotonic()
-        self._next = 0  # index into QUARTERS of the next line to print
+        self._next = 0  # index into MARKS of the next line to print
         self._closed = False
         self._skip_passed()
 
@@ -118,7 +119,7 @@ class LineProgress:
         self.n += n
         if self.disable or not self.total:
             return
-        if self._next < len(QUARTERS) and self.n < self.total and self.n >= QUARTERS[self._next] * self.total:
+        if self._next < len(MARKS) and self.n < self.total and self.n >= MARKS[self._next] * self.total:
             self._line()
             self._skip_passed()
 
@@ -133,7 +134,7 @@ class LineProgress:
             self._line()
 
     def _skip_passed(self) -> None:
-        while self._next < len(QUARTERS) and self.total and self.n >= QUARTERS[self._next] * self.total:
+        while self._next < len(MARKS) and self.total and self.n >= MARKS[self._next] * self.total:
             self._next += 1
 
     def _line(self) -> None:
