@@ -12,7 +12,7 @@ functions.
 Progress of ssvqa's own long steps goes through :func:`progress`: a tqdm bar in a terminal (or a
 notebook), and elsewhere (a log file, CI) a plain line halfway and one at the end, so a log holds
 two lines per step instead of one carriage-return update per item (the demo's three rounds print
-about 55 lines before the final table). The training loop gets
+under 60 lines before the final table). The training loop gets
 the same through :func:`use_line_progress`.
 """
 
