@@ -38,8 +38,8 @@ COMMANDS: dict[str, Command] = {
     "build-distortion-pairs": Command(
         "dataset_builders.distortion_pairs", "build a pair dataset from synthetic distortions of source videos",
         "Render each source video at increasing levels of synthetic distortions (blur, noise, codecs, ...) and pair\n"
-        "renderings whose order is known by construction. Writes a dataset folder (train/test split by content),\n"
-        "or pushes it to the Hub. Interrupted runs resume.",
+        "renderings whose order is known by construction: adjacent levels are better/worse, further apart\n"
+        "superior/inferior. Writes a dataset folder (train/test split by content) or pushes it to the Hub.",
         ("ssvqa build-distortion-pairs videos/ -o pairs/",
          "ssvqa build-distortion-pairs videos.txt -o pairs/ --types h264,gaussian_blur,noise --num-proc 8",
          "ssvqa build-distortion-pairs user/raw-videos -o pairs/ --push-to-hub user/distortion-pairs"),
