@@ -27,12 +27,18 @@ Qwen2.5-VL-7B with QLoRA on one GPU (rounds 0, 1, 2 in turn), or bf16 LoRA on ei
 Any field of the YAML can be overridden on the command line (``--max_steps 50``).
 """
 
-import ssvqa  # noqa: F401  (installs the torchvision shim before transformers is imported)
-from trl import ModelConfig, TrlParser
+import sys
 
-from ssvqa.errors import SsvqaError
-from ssvqa.rounds import RoundArguments, run_round
-from ssvqa.trainer import RankConfig
+from ssvqa.console import setup_output
+
+# Before trl, transformers and bitsandbytes are imported: their bars and notices stay quiet.
+setup_output(verbose="--verbose" in sys.argv[1:])
+
+from trl import ModelConfig, TrlParser  # noqa: E402
+
+from ssvqa.errors import SsvqaError  # noqa: E402
+from ssvqa.rounds import RoundArguments, run_round  # noqa: E402
+from ssvqa.trainer import RankConfig  # noqa: E402
 
 
 def main(script_args: RoundArguments, training_args: RankConfig, model_args: ModelConfig) -> dict:

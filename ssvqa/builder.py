@@ -377,7 +377,7 @@ def run_resumable(
             earlier result made with another fingerprint is redone, never silently reused.
         desc: the progress bar's label.
     """
-    from tqdm.auto import tqdm
+    from ssvqa.console import progress
 
     work_dir = Path(work_dir)
     items = sorted(items, key=lambda item: item.key)
@@ -392,7 +392,7 @@ def run_resumable(
 
     attempts = {item.key: _attempt_dir(work_dir, item) for item in todo}
     retry: dict[str, str] = {}  # key -> reason of this run's non-final failures (never recorded)
-    with tqdm(total=len(items), initial=reused, desc=desc, unit="video", dynamic_ncols=True) as bar:
+    with progress(total=len(items), initial=reused, desc=desc, unit="videos") as bar:
         if num_proc <= 1:
             for item in todo:
                 outcome = _run_one(worker, item, attempts[item.key])

@@ -18,21 +18,34 @@ import argparse
 import sys
 from pathlib import Path
 
+from ssvqa.console import add_verbose_argument, setup_output
+
 TINY_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "round.yaml"
 
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(
-        prog="ssvqa-demo", description=__doc__.split("\n\n")[0],
-        epilog="Other options are fields of the recipe (python recipes/round.py --help lists them all).",
+        prog="bash run.sh demo",
+        description=(
+            "Three self-improvement rounds of a small video LMM on CPU, from videos it generates (no downloads):\n"
+            "distortion pairs, teachers' pseudo labels, training, relabelling by the last round's ranker, scores.\n"
+            "Prints a line per stage and a table per round; finished rounds are skipped when run again."
+        ),
+        epilog=(
+            "Other options are fields of the recipe (python recipes/round.py --help lists them all).\n\n"
+            "examples:\n  bash run.sh demo\n  bash run.sh demo --rounds 1 --max_steps 50\n"
+            "  python -m ssvqa.demo --output_dir elsewhere --verbose"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--rounds", type=int, default=3, help="Run rounds 0 .. ROUNDS-1 (default 3).")
-    parser.add_argument("--config", default=str(TINY_RECIPE), help="The recipe (default: recipes/tiny/round.yaml).")
+    parser.add_argument("--rounds", type=int, default=3, help="run rounds 0 .. ROUNDS-1 (default: 3)")
+    parser.add_argument("--config", default=str(TINY_RECIPE), help="the recipe (default: recipes/tiny/round.yaml)")
+    add_verbose_argument(parser)
     args, overrides = parser.parse_known_args(argv)
     if any(flag in overrides for flag in ("--round", "--config")):
         parser.error("--round is chosen by --rounds; pass the recipe with --config")
+    setup_output(args.verbose)
 
-    import ssvqa  # noqa: F401  (torchvision shim)
     from trl import ModelConfig, TrlParser
 
     from ssvqa.rounds import RoundArguments, run_round
@@ -40,7 +53,7 @@ def main(argv=None) -> list[dict]:
 
     reports = []
     for k in range(args.rounds):
-        print(f"\n=== round {k} ===", flush=True)
+        print(f"=== round {k} ===", flush=True)
         recipe = TrlParser((RoundArguments, RankConfig, ModelConfig))
         script_args, training_args, model_args = recipe.parse_args_and_config(
             args=["--config", args.config, *overrides, "--round", str(k)]

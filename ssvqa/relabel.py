@@ -206,9 +206,9 @@ def relabel_with_ranker(
     if usable:
         chunks = range(0, len(firsts), batch_size * 4)
         if progress:
-            from tqdm.auto import tqdm
+            from ssvqa.console import progress as progress_bar
 
-            chunks = tqdm(chunks, desc=f"relabelling {len(usable)} pairs (both orders)", unit="chunk")
+            chunks = progress_bar(chunks, desc=f"relabelling {len(usable)} pairs (both orders)", unit="chunks")
         preference = torch.cat([
             expected_preference(compare(model, processor, firsts[c : c + batch_size * 4], seconds[c : c + batch_size * 4],
                                         batch_size=batch_size, frame_rate=sampling.frame_rate))

@@ -96,6 +96,7 @@ class RoundArguments:
     hidden_quality: str | None = field(default=None, metadata={"help": "A label file (name,mos) of the pool's hidden quality: report label agreement."})
     tiny_model: str | None = field(default=None, metadata={"help": "Build this offline model ('FAMILY-SIZE', e.g. qwen2_5_vl-small) as the base."})
     hub_dataset_id: str | None = field(default=None, metadata={"help": "Dataset repo for the round's pairs (branch round-k)."})
+    verbose: bool = field(default=False, metadata={"help": "Show other libraries' progress bars, logs and warnings (recipes/round.py)."})
     push_merged: bool = field(default=False, metadata={"help": "Also save and push LoRA-merged full weights (model/merged)."})
 
     def __post_init__(self):
@@ -258,6 +259,9 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
 
     # 2. train
     trainer = _trainer(args, training_args, model_args, base, root, here, pairs["train"], heldout)
+    if state.is_main_process:
+        length = f"{trainer.args.max_steps} steps" if trainer.args.max_steps > 0 else f"{trainer.args.num_train_epochs:g} epochs"
+        print(f"[train] round {args.round}: {length} on {len(pairs['train'])} pairs", flush=True)
     trainer.add_callback(clock)
     with state.main_process_first():  # the main process clears a cut-off checkpoint before the others look
         checkpoint = last_complete_checkpoint(here / "checkpoints", remove_incomplete=state.is_main_process)
@@ -271,6 +275,8 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     figures: dict[str, Any] = {"round": args.round, "train_pairs": len(pairs["train"]), "steps": trainer.state.global_step,
                                "processes": state.num_processes}
     if heldout is not None:
+        if state.is_main_process:
+            print(f"[eval] pair accuracy on {len(heldout)} held-out pairs", flush=True)
         metrics = trainer.evaluate()
         figures["heldout_pair_accuracy"] = metrics.get("eval_pair_accuracy")
         figures["heldout_pairs"] = len(heldout)
@@ -432,6 +438,7 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
     """A RankTrainer for this round: from the base (new LoRA if asked) or from round k-1's model."""
     import dataclasses
 
+    from ssvqa.console import use_line_progress
     from ssvqa.model_config import load_trained_model, model_init_kwargs, peft_config
     from ssvqa.trainer import RankTrainer
 
@@ -446,11 +453,15 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
         model, processor = load_trained_model(previous, base, model_args, trainable=True, use_cpu=use_cpu,
                                               gradient_checkpointing=wants_checkpointing)
         config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), **overrides)
-        return RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, processing_class=processor)
+        trainer = RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, processing_class=processor)
+        use_line_progress(trainer)
+        return trainer
     init = {**model_init_kwargs(model_args, use_cpu=use_cpu), **(training_args.model_init_kwargs or {})}
     init.setdefault("gradient_checkpointing", wants_checkpointing)
     config = dataclasses.replace(training_args, output_dir=str(here / "checkpoints"), model_init_kwargs=init, **overrides)
-    return RankTrainer(model=base, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config(model_args))
+    trainer = RankTrainer(model=base, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config(model_args))
+    use_line_progress(trainer)
+    return trainer
 
 
 def _warm_start(args: RoundArguments, training_args, trainer, train) -> None:
@@ -503,6 +514,7 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) 
         label_file = "=" not in spec
         name = Path(spec).parent.name if label_file else spec.partition("=")[0]
         videos = load_scored(spec, on_missing="error" if label_file else "skip")
+        print(f"[eval] scoring {len(videos)} videos of {name} against {len(scorer.anchor_videos)} anchors", flush=True)
         scores, errors = scorer.score_with_errors(list(videos["video"]), progress=True)
         mos = [m for v, m in zip(videos["video"], videos["mos"]) if v in scores]
         predicted = [scores[v] for v in videos["video"] if v in scores]

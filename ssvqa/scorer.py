@@ -50,6 +50,7 @@ import shutil
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,13 +58,50 @@ import torch
 
 from ssvqa.errors import SsvqaError, TransientError, UsageError, VideoError
 from ssvqa.io import atomic_write_json
-from ssvqa.sampling import VideoSampling, resolve_sampling
+from ssvqa.sampling import DEFAULT_NUM_FRAMES, VideoSampling, resolve_sampling
 from ssvqa.scoring import CALIBRATIONS, anchor_matrix, score_against_anchors, select_anchors
-from ssvqa.video import VIDEO_EXTENSIONS, is_within, list_videos, unusable_reason
+from ssvqa.video import VIDEO_EXTENSIONS, decode_segments, is_within, list_videos, unusable_reason
 
 ANCHORS_FILE = "anchors.json"
 ANCHOR_VIDEOS_DIR = "anchors"
 DEFAULT_NUM_ANCHORS = 5
+
+
+@dataclass(frozen=True)
+class SegmentScore:
+    """The 0–100 score of the part ``[start, end)`` (seconds) of a video."""
+
+    start: float
+    end: float
+    score: float
+
+
+@dataclass(frozen=True)
+class VideoScore:
+    """One video's result from :meth:`QualityScorer.score_details`.
+
+    ``preferences[k]`` is the ranker's P(this video is better than anchor k) (both orders averaged
+    when mirrored), the evidence the score is solved from; ``segments`` holds the per-segment
+    scores when segments were asked for (each segment scored against the anchors like a video).
+    """
+
+    score: float
+    preferences: list[float]
+    segments: list[SegmentScore] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PairComparison:
+    """The ranker's answer on one pair, asked in both orders (:meth:`QualityScorer.compare_pair`).
+
+    ``second_vs_first``: the five-level distribution (level -> probability) for the second video
+    shown after the first; ``first_vs_second``: the same question with the order swapped.
+    ``p_second_better``: P(second better) from both orders, averaged.
+    """
+
+    second_vs_first: dict[str, float]
+    first_vs_second: dict[str, float]
+    p_second_better: float
 
 
 class QualityScorer:
@@ -276,32 +314,58 @@ class QualityScorer:
     def score_with_errors(self, videos: Sequence[str | os.PathLike], *, progress: bool = False) -> tuple[dict[str, float], dict[str, str]]:
         """Score what can be scored: ``(scores, errors)``, both keyed by ``str(path)``; ``errors``
         gives the reason each unreadable video was left out. Repeated paths are scored once."""
+        results, errors = self.score_details(videos, progress=progress)
+        return {name: result.score for name, result in results.items()}, errors
+
+    def score_details(
+        self, videos: Sequence[str | os.PathLike], *, segments: float | None = None, progress: bool = False
+    ) -> tuple[dict[str, VideoScore], dict[str, str]]:
+        """Like :meth:`score_with_errors`, with each video's preferences against the anchors and,
+        given ``segments`` (seconds), the score of each segment: quality over time.
+
+        A video and its segments come from one decoder pass (:func:`ssvqa.video.decode_segments`)
+        and their comparisons share batches with the other videos of the chunk. Each segment costs
+        as many comparisons as a video.
+        """
         unique = list(dict.fromkeys(str(v) for v in videos))
-        scores: dict[str, float] = {}
+        results: dict[str, VideoScore] = {}
         errors: dict[str, str] = {}
         anchors = self._anchors()
         size = self.chunk_videos or self._batch_aligned_chunk()
         chunks = [unique[i : i + size] for i in range(0, len(unique), size)]
         bar = _progress(len(unique), progress)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self._decode_all, chunks[0]) if chunks else None
+            pending = pool.submit(self._decode_all, chunks[0], segments) if chunks else None
             for index in range(len(chunks)):
                 decoded, failed = pending.result()
                 # Decode the next chunk while this one runs through the model.
-                pending = pool.submit(self._decode_all, chunks[index + 1]) if index + 1 < len(chunks) else None
+                pending = pool.submit(self._decode_all, chunks[index + 1], segments) if index + 1 < len(chunks) else None
                 errors.update(failed)
                 if decoded:
-                    names = list(decoded)
-                    p, q = self._test_preferences([decoded[n] for n in names], anchors)
-                    for name, value in zip(names, score_against_anchors(
-                        self._C_block, p, True, p_mirrored=q, anchor_scores=self.anchor_scores, calibration=self.calibration
-                    )):
-                        scores[name] = float(value)
+                    results.update(self._score_decoded(decoded, anchors))
                 if bar is not None:
                     bar.update(len(chunks[index]))
         if bar is not None:
             bar.close()
-        return scores, errors
+        return results, errors
+
+    def compare_pair(self, first: str | os.PathLike, second: str | os.PathLike) -> PairComparison:
+        """How the ranker judges ``second`` against ``first``, asked in both orders (one batch).
+
+        Raises:
+            VideoError: either video cannot be decoded.
+        """
+        from ssvqa.labels import LEVELS
+        from ssvqa.modeling import compare
+        from ssvqa.prompts import expected_preference
+
+        a, b = self._decode(first), self._decode(second)
+        probs = compare(self.model, self.processor, [a, b], [b, a], batch_size=self.batch_size, temperature=self.temperature,
+                        frame_rate=self.sampling.frame_rate)
+        self.comparisons += 2
+        p = expected_preference(probs.double()).numpy()
+        levels = [dict(zip(LEVELS, map(float, row))) for row in probs.double().numpy()]
+        return PairComparison(levels[0], levels[1], float((p[0] + 1.0 - p[1]) / 2))
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -314,19 +378,49 @@ class QualityScorer:
         pairs_per_video = len(self.anchor_videos) * (2 if self.mirrored else 1)
         return self.batch_size // math.gcd(self.batch_size, pairs_per_video)
 
-    def _decode(self, path) -> torch.Tensor:
+    def _decode(self, path, segments: float | None = None):
+        """A video's frames as the ranker's sampling takes them; with ``segments``, ``(frames,
+        [(start, end, segment frames), ...])``, each segment with the sampling's frame count (one
+        decoder pass; with fps sampling the whole video is decoded by its own rule first)."""
         if (reason := unusable_reason(path)) is not None:  # a symlink loop says so, not "not found"
             raise VideoError(path, reason)
-        return self.sampling.decode(path)
+        if segments is None:
+            return self.sampling.decode(path)
+        s = self.sampling
+        whole, parts = decode_segments(path, segments, s.num_frames or DEFAULT_NUM_FRAMES, max_pixels=s.max_pixels,
+                                       multiple=s.frame_multiple)
+        return (whole if s.fps is None else s.decode(path)), parts
 
-    def _decode_all(self, paths: Sequence[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    def _decode_all(self, paths: Sequence[str], segments: float | None = None) -> tuple[dict, dict[str, str]]:
         decoded, failed = {}, {}
         for path in paths:
             try:
-                decoded[path] = self._decode(path)
+                decoded[path] = self._decode(path, segments)
             except (VideoError, TransientError) as err:
                 failed[path] = err.reason
         return decoded, failed
+
+    def _score_decoded(self, decoded: dict, anchors: list[torch.Tensor]) -> dict[str, VideoScore]:
+        """Videos (and their segments) of one chunk against the anchors, in shared batches."""
+        items, owners = [], []  # owners[i]: (video name, None for the whole video or (start, end))
+        for name, value in decoded.items():
+            whole, parts = value if isinstance(value, tuple) else (value, [])
+            items.append(whole)
+            owners.append((name, None))
+            for start, end, frames in parts:
+                items.append(frames)
+                owners.append((name, (start, end)))
+        p, q = self._test_preferences(items, anchors)
+        scores = score_against_anchors(self._C_block, p, True, p_mirrored=q, anchor_scores=self.anchor_scores,
+                                       calibration=self.calibration)
+        better = p if q is None else (p + 1.0 - q) / 2  # P(test better than anchor k)
+        results: dict[str, VideoScore] = {}
+        for (name, span), score, prefs in zip(owners, scores, better):
+            if span is None:
+                results[name] = VideoScore(float(score), [float(x) for x in prefs])
+            else:
+                results[name].segments.append(SegmentScore(span[0], span[1], float(score)))
+        return results
 
     def _anchors(self) -> list[torch.Tensor]:
         if self._anchor_frames is None:
@@ -412,9 +506,9 @@ def _stale_settings(made_with: dict, sampling: VideoSampling, temperature: float
 def _progress(total: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from ssvqa.console import progress
 
-    return tqdm(total=total, unit="video", desc="scoring", file=sys.stderr)
+    return progress(total=total, unit="videos", desc="scoring")
 
 
 # --- the `ssvqa score` command ---------------------------------------------------------------------
@@ -439,25 +533,65 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(videos))
 
 
-def write_scores(path: str | os.PathLike, scores: dict[str, float], errors: dict[str, str]) -> Path:
-    """Write scores (and the reason each failed video has none) as ``.csv`` or ``.json``."""
+def write_scores(
+    path: str | os.PathLike, scores: dict[str, float], errors: dict[str, str], segments: dict[str, list[SegmentScore]] | None = None
+) -> Path:
+    """Write scores (and the reason each failed video has none) as ``.csv`` or ``.json``.
+
+    With ``segments`` the CSV gains ``start`` and ``end`` columns (empty on a whole-video row) and
+    a row per segment; the JSON gains a ``segments`` object.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps({"scores": scores, "errors": errors}, indent=2) + "\n")
-    else:
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
+        record = {"scores": scores, "errors": errors}
+        if segments is not None:
+            record["segments"] = {v: [vars(s) for s in parts] for v, parts in segments.items()}
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        return path
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        if segments is None:
             writer.writerow(["video", "score", "error"])
             writer.writerows([v, f"{s:.4f}", ""] for v, s in scores.items())
             writer.writerows([v, "", reason] for v, reason in errors.items())
+        else:
+            writer.writerow(["video", "start", "end", "score", "error"])
+            for v, s in scores.items():
+                writer.writerow([v, "", "", f"{s:.4f}", ""])
+                writer.writerows([v, f"{p.start:.3f}", f"{p.end:.3f}", f"{p.score:.4f}", ""] for p in segments.get(v, []))
+            writer.writerows([v, "", "", "", reason] for v, reason in errors.items())
     return path
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``ssvqa score`` and ``ssvqa evaluate``: the ranker and how it is asked."""
+def plot_segments(results: dict[str, VideoScore], path: str | os.PathLike) -> Path:
+    """A PNG of each video's score over time (segment midpoints), its whole-video score dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=120)
+    for name, result in results.items():
+        times = [(p.start + p.end) / 2 for p in result.segments]
+        line, = ax.plot(times, [p.score for p in result.segments], marker="o", label=Path(name).name)
+        ax.axhline(result.score, color=line.get_color(), linestyle="--", linewidth=0.8)
+    ax.set(xlabel="time (s)", ylabel="score (0-100)", ylim=(-2, 102), title="quality over time (dashed: whole video)")
+    ax.grid(alpha=0.3)
+    if len(results) <= 10:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = True, model_help: str = "ranker folder or Hub id") -> None:
+    """Options shared by ``ssvqa score``, ``evaluate`` and ``app``: the ranker and how it is asked."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", required=True, type=_model_spec, help="ranker folder or Hub id")
+    group.add_argument("--model", required=required, default=None, type=_model_spec, help=model_help)
     group.add_argument("--adapter", default=None, type=_model_spec, help="LoRA adapter folder or Hub id to load on top of --model")
     group.add_argument("--anchors", default=None, type=_anchors_spec, help=f"an {ANCHORS_FILE} (default: the one saved with the adapter or model)")
     group.add_argument("--quantization", choices=["4bit", "8bit"], default=None, help="load the language model quantized")
@@ -527,6 +661,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="video files, folders of videos, or list files (one path per line)")
     add_model_arguments(parser)
     parser.add_argument("-o", "--output", default=None, help="write the scores to this .csv or .json file")
+    parser.add_argument(
+        "--segments", type=float, default=None, metavar="SECONDS",
+        help="also score each SECONDS-long segment of every video (quality over time)",
+    )
+    parser.add_argument(
+        "--plot", default="quality-over-time.png",
+        help="with --segments: PNG of the scores over time (default: quality-over-time.png)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit with an error if any video could not be scored")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -543,17 +685,25 @@ def main(args: argparse.Namespace) -> int:
         print("no videos found in the inputs", file=sys.stderr)
         return 1
     scorer = scorer_from_args(args)  # errors (no anchors, a bad anchors file) end in ssvqa.cli
-    scores, errors = scorer.score_with_errors(videos, progress=not args.no_progress)
+    if args.segments is not None and args.segments <= 0:
+        raise UsageError(f"--segments must be a positive number of seconds, got {args.segments}")
+    results, errors = scorer.score_details(videos, segments=args.segments, progress=not args.no_progress)
+    scores = {v: r.score for v, r in results.items()}
+    segments = {v: r.segments for v, r in results.items()} if args.segments is not None else None
     if scores:
         print(format_table([{"video": v, "score": round(s, 2)} for v, s in scores.items()], float_digits=2))
+    if segments and scores:
+        rows = [{"video": v, "start": p.start, "end": p.end, "score": round(p.score, 2)} for v, parts in segments.items() for p in parts]
+        print("\n" + format_table(rows, float_digits=2))
+        print(f"wrote {plot_segments(results, args.plot)}", file=sys.stderr)
     for path, reason in errors.items():
         print(f"could not score {path}: {reason}", file=sys.stderr)
     if args.output:
-        print(f"wrote {write_scores(args.output, scores, errors)}", file=sys.stderr)
+        print(f"wrote {write_scores(args.output, scores, errors, segments)}", file=sys.stderr)
     print(f"{len(scores)} scored, {len(errors)} failed ({scorer.comparisons} comparisons)", file=sys.stderr)
     if not scores or (args.strict and errors):
         return 1
     return 0
 
 
-__all__ = ["QualityScorer", "expand_inputs", "write_scores", "add_arguments", "main"]
+__all__ = ["PairComparison", "QualityScorer", "SegmentScore", "VideoScore", "expand_inputs", "write_scores", "add_arguments", "main"]

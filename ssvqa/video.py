@@ -10,6 +10,8 @@ sampled uniformly over the whole video. When the video has fewer frames than ask
 of its frame: models that expect a fixed frame count keep working, and the clip's temporal
 content is still represented faithfully. ``decode_frames(path, fps=1.0)`` samples one frame per
 second of presentation time instead (at least one frame; capped by ``max_frames``).
+``decode_segments(path, 2.0)`` gives both the whole-video frames and ``num_frames`` frames of
+each 2-second segment from one decoder, for quality over time.
 """
 
 from __future__ import annotations
@@ -194,28 +196,84 @@ def decode_frames(
     decoder = _open(path, num_threads, name)
     if isinstance(path, (bytes, bytearray, memoryview)):
         path = name or "<video bytes>"
-    meta = decoder.metadata
     try:
         if fps is not None:
-            start = float(meta.begin_stream_seconds or 0.0)
-            end = float(meta.end_stream_seconds or start + meta.num_frames / max(meta.average_fps or 1.0, 1e-6))
-            times = [start + t for t in fps_timestamps(end - start, fps, max_frames)]
-            # Clamp inside the stream: the last timestamp must map to an existing frame.
-            times = [min(t, end - 1e-6) for t in times]
-            frames = decoder.get_frames_played_at(times).data
+            start, end = _stream_bounds(decoder.metadata)
+            frames = _frames_played_at(decoder, [start + t for t in fps_timestamps(end - start, fps, max_frames)], end)
         else:
-            if not num_frames or num_frames < 1:
-                raise ValueError("num_frames must be >= 1 when fps is not given")
-            indices = uniform_indices(int(meta.num_frames), num_frames)
-            unique = sorted(set(indices))
-            batch = decoder.get_frames_at(unique).data
-            position = {index: i for i, index in enumerate(unique)}
-            frames = batch[[position[i] for i in indices]]
+            frames = _uniform_frames(decoder, num_frames)
     except (RuntimeError, IndexError) as err:
         raise VideoError(path, f"decoding failed (truncated or corrupt stream): {_short(err)}") from err
     if max_pixels is not None:
         frames = resize_frames(frames, max_pixels, multiple)
     return frames
+
+
+def segment_bounds(start: float, end: float, seconds: float) -> list[tuple[float, float]]:
+    """Consecutive ``seconds``-long segments covering ``[start, end)``; a tail shorter than half a
+    segment joins the previous one (a whole video shorter than that is one segment).
+
+    >>> segment_bounds(0.0, 5.0, 2.0)
+    [(0.0, 2.0), (2.0, 4.0), (4.0, 5.0)]
+    >>> segment_bounds(0.0, 4.5, 2.0)
+    [(0.0, 2.0), (2.0, 4.5)]
+    """
+    if seconds <= 0:
+        raise ValueError(f"segment length must be positive, got {seconds}")
+    count = max(1, math.floor((end - start) / seconds + 0.5))
+    return [(start + i * seconds, end if i == count - 1 else start + (i + 1) * seconds) for i in range(count)]
+
+
+def decode_segments(
+    path: str | Path,
+    seconds: float,
+    num_frames: int = 8,
+    *,
+    num_threads: int = 1,
+    max_pixels: int | None = None,
+    multiple: int = 1,
+) -> tuple[torch.Tensor, list[tuple[float, float, torch.Tensor]]]:
+    """One decoder pass for quality over time: the whole video's ``num_frames`` frames (as
+    :func:`decode_frames`) and, for each segment of :func:`segment_bounds`, ``num_frames`` frames
+    at the centres of equal parts of it: ``(frames, [(start, end, segment_frames), ...])``.
+
+    Raises:
+        VideoError: the file cannot be decoded; the message names the file and the reason.
+    """
+    decoder = _open(path, num_threads)
+    start, end = _stream_bounds(decoder.metadata)
+    bounds = segment_bounds(start, end, seconds)
+    times = [a + (b - a) * (i + 0.5) / num_frames for a, b in bounds for i in range(num_frames)]
+    try:
+        whole = _uniform_frames(decoder, num_frames)
+        frames = _frames_played_at(decoder, times, end)
+    except (RuntimeError, IndexError) as err:
+        raise VideoError(path, f"decoding failed (truncated or corrupt stream): {_short(err)}") from err
+    if max_pixels is not None:
+        whole, frames = resize_frames(whole, max_pixels, multiple), resize_frames(frames, max_pixels, multiple)
+    parts = frames.split(num_frames)
+    return whole, [(a, b, part) for (a, b), part in zip(bounds, parts)]
+
+
+def _stream_bounds(meta) -> tuple[float, float]:
+    start = float(meta.begin_stream_seconds or 0.0)
+    end = float(meta.end_stream_seconds or start + meta.num_frames / max(meta.average_fps or 1.0, 1e-6))
+    return start, end
+
+
+def _frames_played_at(decoder, times: list[float], end: float) -> torch.Tensor:
+    # Clamp inside the stream: the last timestamp must map to an existing frame.
+    return decoder.get_frames_played_at([min(t, end - 1e-6) for t in times]).data
+
+
+def _uniform_frames(decoder, num_frames: int | None) -> torch.Tensor:
+    if not num_frames or num_frames < 1:
+        raise ValueError("num_frames must be >= 1 when fps is not given")
+    indices = uniform_indices(int(decoder.metadata.num_frames), num_frames)
+    unique = sorted(set(indices))
+    batch = decoder.get_frames_at(unique).data
+    position = {index: i for i, index in enumerate(unique)}
+    return batch[[position[i] for i in indices]]
 
 
 def fit_size(height: int, width: int, max_pixels: int, multiple: int = 1) -> tuple[int, int]:

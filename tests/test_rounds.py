@@ -241,3 +241,31 @@ def test_two_processes_complete_a_round(rounds, tmp_path):
     assert report["figures"]["processes"] == 2
     assert (run_dir / "round-0" / "model" / "model.safetensors").exists()
     assert done.stdout.count("| round |") == 1  # one process printed the table
+
+
+# Third-party chatter the quiet default must keep out of a round's output (the issue's list).
+NOISE = ("Generating", "Casting the dataset", "Creating parquet", "Loading weights", "Writing model shards",
+         "kernels", "Warning", "warn(", "it/s]")
+
+
+def test_a_round_prints_one_page(rounds, tmp_path):
+    """A round as a log file sees it: no carriage-return bars, no third-party bars or warnings, a
+    line per stage, a few lines per long step, then the table. (The generated data is reused from
+    the module's run to keep CI fast; the data builders' bars go through the same helper.)"""
+    out, _, _ = rounds
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for reused in ("data", "base-qwen2_5_vl-tiny"):
+        shutil.copytree(out / reused, run_dir / reused)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(_command(run_dir, "--round", "0"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert "\r" not in output
+    noisy = [line for line in output.splitlines() if any(word in line for word in NOISE)]
+    assert not noisy, noisy
+    for stage in ("[train] round 0", "[eval] pair accuracy", "[eval] scoring"):
+        assert stage in done.stdout
+    before_table = done.stdout.split("| round |")[0].splitlines() + done.stderr.splitlines()
+    assert len(before_table) <= 25, output
+    assert f"plot: {run_dir / 'rounds.png'}" in done.stdout

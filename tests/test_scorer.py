@@ -193,3 +193,88 @@ def test_evaluate_command_on_a_labelled_folder(world, tmp_path, capsys):
     assert report["settings"]["anchors_from_benchmark"] is True
     assert (out / "scatter.png").read_bytes()[:4] == b"\x89PNG"
     assert "srcc" in capsys.readouterr().out
+
+
+# --- quality over time -------------------------------------------------------------------------
+
+
+def _sharpness(frames) -> float:
+    """Mean absolute horizontal gradient of the grey frames: blur lowers it."""
+    grey = frames.float().mean(dim=1)
+    return float((grey[..., 1:] - grey[..., :-1]).abs().mean())
+
+
+def _sharpness_compare(model, processor, videos_a, videos_b, **kwargs):
+    """A deterministic stand-in for the ranker at the scorer's compare seam: P(second better) grows
+    with the sharpness gap, as mass on 'superior' vs 'inferior'. The tiny test model is untrained,
+    so this is what lets a test check that the segment plumbing carries a real quality signal."""
+    import torch
+
+    gap = torch.tensor([_sharpness(b) - _sharpness(a) for a, b in zip(videos_a, videos_b)], dtype=torch.float64)
+    p = torch.sigmoid(gap / 2.0)
+    zeros = torch.zeros_like(p)
+    return torch.stack([1 - p, zeros, zeros, zeros, p], dim=1)
+
+
+@pytest.fixture(scope="module")
+def half_blurred(tmp_path_factory):
+    """A 6 s clip whose second half is the heaviest Gaussian blur of ssvqa.distortions, and anchors
+    made from the same source at every blur level (reference 100 ... heaviest 0)."""
+    import subprocess
+
+    from ssvqa.distortions import Variant, ladder, render_variants
+
+    root = tmp_path_factory.mktemp("segments")
+    source = make_video(root / "source.mp4", size="160x120", rate=10, duration=6, source="testsrc2")
+    blurs = ladder("gaussian_blur")
+    rendered = render_variants(source, [Variant(()), *blurs], root / "variants")
+    reference, heaviest = rendered[0], rendered[-1]
+    video = root / "half_blurred.mp4"
+    subprocess.run([
+        "ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(reference), "-i", str(heaviest),
+        "-filter_complex", "[0:v]trim=0:3,setpts=PTS-STARTPTS[a];[1:v]trim=3:6,setpts=PTS-STARTPTS[b];[a][b]concat=n=2:v=1[v]",
+        "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video),
+    ], check=True)
+    step = 100.0 / len(blurs)
+    anchors = [(path, 100.0 - step * i) for i, path in enumerate(rendered)]
+    return {"video": video, "anchors": anchors, "reference": reference}
+
+
+def test_segments_follow_quality_over_time(world, half_blurred, monkeypatch, compare_calls):
+    monkeypatch.setattr(ssvqa.modeling, "compare", _sharpness_compare)
+    scorer = QualityScorer.from_pretrained(world["model"], half_blurred["anchors"], batch_size=8)
+    video, clean = str(half_blurred["video"]), str(half_blurred["reference"])
+    results, errors = scorer.score_details([video, clean], segments=1.0)
+    assert not errors
+    parts = results[video].segments
+    assert [(round(p.start, 1), round(p.end, 1)) for p in parts] == [(i, i + 1) for i in range(6)]
+    first, second = [p.score for p in parts[:3]], [p.score for p in parts[3:]]
+    assert min(first) > max(second) + 30, (first, second)
+    # The clean clip stays high throughout; each video's score and preferences are those of score().
+    assert min(p.score for p in results[clean].segments) > max(second) + 30
+    assert [results[v].score for v in (video, clean)] == pytest.approx(scorer.score([video, clean]), abs=1e-9)
+    assert len(results[video].preferences) == len(half_blurred["anchors"])
+
+
+def test_segments_share_batches_with_the_videos(world, compare_calls):
+    """One pass per chunk: the whole video and its segments go to compare together."""
+    scorer = QualityScorer.from_pretrained(world["model"], world["anchors"], batch_size=4)
+    compare_calls.clear()
+    video = world["videos"][0]  # 1 s long: two 0.5 s segments
+    results, _ = scorer.score_details([video], segments=0.5)
+    assert len(results[str(video)].segments) == 2
+    assert compare_calls == [3 * 3]
+    assert results[str(video)].score == pytest.approx(scorer.score([video])[0], abs=1e-9)
+
+
+def test_score_command_with_segments(world, tmp_path, capsys):
+    QualityScorer.from_pretrained(world["model"], world["anchors"]).save_anchors(tmp_path / "anchors")
+    plot, output = tmp_path / "curve.png", tmp_path / "scores.csv"
+    code = cli_main([
+        "score", "--model", str(world["model"]), "--anchors", str(tmp_path / "anchors" / ANCHORS_FILE), "--no-progress",
+        str(world["videos"][0]), "--segments", "0.5", "--plot", str(plot), "-o", str(output),
+    ])
+    assert code == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = output.read_text().splitlines()
+    assert rows[0] == "video,start,end,score,error" and len(rows) == 1 + 1 + 2

@@ -277,6 +277,6 @@ def _score_batch(annotator: Annotator, paths: list[str]) -> list[dict[str, Any]]
 
 
 def _progress_bar(total: int, description: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from ssvqa.console import progress
 
-    return tqdm(total=total, desc=description, unit="video", disable=not enabled or total == 0)
+    return progress(total=total, desc=description, unit="videos", disable=not enabled or total == 0)
