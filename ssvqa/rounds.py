@@ -322,7 +322,8 @@ def _make_round_dataset(args, training_args, model_args, base: str, root: Path, 
             fingerprint=str(previous), progress=True,
         )
         pairs["train"] = datasets.concatenate_datasets([train.select(kept), relabelled])
-        del model
+        del model, processor
+        _release_memory()
     card = DatasetCardInfo(
         pretty_name=f"ssvqa round {args.round} training pairs", builder="recipes/round.py",
         arguments={"round": args.round, "pair_datasets": args.pair_datasets, "relabel_origins": args.relabel_origins,
@@ -330,6 +331,19 @@ def _make_round_dataset(args, training_args, model_args, base: str, root: Path, 
         method=_dataset_method(args), tags=[f"round-{args.round}"],
     )
     save_pair_splits(pairs, dataset_dir, card=card)
+
+
+def _release_memory() -> None:
+    """After the relabel model's last reference is dropped, before training loads its own copy:
+    a 4-bit PeftModel sits in reference cycles, so only ``gc.collect()`` frees it; then the CUDA
+    cache gives the memory back."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _dataset_method(args: RoundArguments) -> str:
