@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments
 
-from ssvqa.collator import DataCollatorForVideoPairs
+from ssvqa.collator import DataCollatorForVideoPairs, check_frame_sampling
 from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
 from ssvqa.prompts import level_token_ids
 
@@ -155,7 +155,15 @@ class RankTrainer(Trainer):
         args = args or RankConfig(output_dir="ranker")
         self.model_id = model if isinstance(model, str) else getattr(model.config, "_name_or_path", None)
         if isinstance(model, str):
+            from transformers import AutoConfig
+
             from ssvqa.modeling import load_ranker
+
+            if args.fps is not None:  # refused before gigabytes of weights are read
+                init = args.model_init_kwargs or {}
+                config = AutoConfig.from_pretrained(model, revision=init.get("revision"),
+                                                    trust_remote_code=init.get("trust_remote_code", False))
+                check_frame_sampling(config.model_type, args.fps)
 
             model, loaded_processor = load_ranker(model, lora=peft_config, **(args.model_init_kwargs or {}))
             processing_class = processing_class or loaded_processor

@@ -159,3 +159,20 @@ def test_two_process_accelerate_launch_trains_and_exits_cleanly(pair_dataset_dir
     result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert result["world_size"] == 2 and result["steps"] == 3
     assert (tmp_path / "ddp" / "model.safetensors").exists()
+
+
+def test_fps_is_refused_for_llava_onevision_before_loading(tmp_path, monkeypatch):
+    """LLaVA-OneVision's processor stacks the videos of a batch: different frame counts (fps
+    sampling) would crash at the first batch, so the trainer refuses at construction, from the
+    config alone; num_frames still works, and Qwen families accept fps."""
+    import ssvqa.modeling
+    from ssvqa.testing import build_processor
+
+    folder = save_tiny_model(tmp_path / "llava", "llava_onevision")
+    monkeypatch.setattr(ssvqa.modeling, "load_ranker", lambda *a, **k: pytest.fail("weights were read"))
+    with pytest.raises(ValueError, match="fps=1.0 cannot be used with llava_onevision"):
+        RankTrainer(model=str(folder), args=_args(tmp_path, fps=1.0, max_frames=4))
+    with pytest.raises(ValueError, match="stacks all the videos"):
+        DataCollatorForVideoPairs(build_processor("llava_onevision"), fps=1.0)
+    DataCollatorForVideoPairs(build_processor("llava_onevision"), num_frames=4)
+    DataCollatorForVideoPairs(build_processor("qwen2_5_vl"), fps=1.0)
