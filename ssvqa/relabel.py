@@ -137,6 +137,8 @@ def relabel_with_ranker(
     name: str = "ranker",
     fingerprint: str = "",
     progress: bool = False,
+    processes=None,
+    stats: dict | None = None,
 ) -> datasets.Dataset:
     """Relabel each pair by asking a trained ranker about that very pair, in both orders.
 
@@ -148,12 +150,17 @@ def relabel_with_ranker(
     once. Provenance is kept as in :func:`relabel`; pairs with an unreadable video are dropped
     with a warning.
 
+    Under a multi-process launch pass ``processes`` (an ``accelerate.PartialState``): every
+    process calls this with the same pairs, each runs the comparisons of its contiguous share
+    (:func:`ssvqa.parallel.compare_shared`), and every process returns the same dataset.
+    ``stats``, when given, receives ``comparisons``: how many this process ran.
+
     >>> new = relabel_with_ranker(pairs["train"], model, processor, round=1)   # doctest: +SKIP
     """
     import torch
 
     from ssvqa.errors import VideoError
-    from ssvqa.modeling import compare
+    from ssvqa.parallel import compare_shared, share
     from ssvqa.prompts import expected_preference
     from ssvqa.video import decode_frames
 
@@ -191,16 +198,21 @@ def relabel_with_ranker(
     seconds = [frames[b] for _, _, b in usable] + [frames[a] for _, a, _ in usable]
     preference = torch.zeros(0)
     if usable:
-        chunks = range(0, len(firsts), batch_size * 4)
+        world = processes.num_processes if processes is not None else 1
+        chunks = range(0, len(firsts), batch_size * 4 * world)  # each process: 4 batches per chunk
         if progress:
             from tqdm.auto import tqdm
 
             chunks = tqdm(chunks, desc=f"relabelling {len(usable)} pairs (both orders)", unit="chunk")
         preference = torch.cat([
-            expected_preference(compare(model, processor, firsts[c : c + batch_size * 4], seconds[c : c + batch_size * 4],
-                                        batch_size=batch_size))
+            expected_preference(compare_shared(model, processor, firsts[c : c + batch_size * 4 * world],
+                                               seconds[c : c + batch_size * 4 * world], batch_size=batch_size,
+                                               processes=processes))
             for c in chunks
         ])
+    if stats is not None:
+        step = batch_size * 4 * (processes.num_processes if processes is not None else 1)
+        stats["comparisons"] = sum(len(share(len(firsts[c : c + step]), processes)) for c in range(0, len(firsts), step))
     n = len(usable)
     relabelled = []
     for k, (index, a, b) in enumerate(usable):
