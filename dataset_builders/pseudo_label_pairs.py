@@ -8,17 +8,21 @@ and pairs of videos are labelled from those scores (:func:`ssvqa.labels.label_pa
    distribution, zero-shot) and ``ranker:MODEL`` (:class:`RankerAnnotator`, a trained pair ranker
    with its saved ``anchors.json``). Each scores every video with
    :func:`ssvqa.annotators.annotate`, cached by content hash in ``OUTPUT_DIR/.work/annotations``:
-   a rerun (or a run with one more teacher) scores only what is new.
+   a rerun (or a run with one more teacher) scores only what is new. Teachers that run elsewhere
+   (FAST-VQA, DOVER, Q-Align, ...) join with ``--teacher-scores NAME=FILE_OR_HUB_DATASET``
+   (:mod:`ssvqa.annotators.external`); inputs the file has no score for are skipped by name and
+   file entries that match no input are listed in the report.
 2. **Split first.** Each video gets its split from its content id (the first 16 hex digits of its
    SHA-256) with :func:`ssvqa.pair_dataset.split_for`, before any pair is made; pairs are then
    drawn *within* a split (``groups=``), so train and test never share a video, and identical
    files (same content id) are never paired with each other.
-3. **Labels.** Each teacher's scores are normalised (ranks -> normal quantiles by default), the
-   combined score of a video is their mean and its *spread* their standard deviation; pairs are
-   sampled with an even mix of small, medium and large gaps, pairs on which two teachers
-   disagree in direction (each by more than ``--disagreement``) are dropped, and the level comes
-   from the gap in units of the pair's uncertainty ``z`` (``|z| < --similar``: similar;
-   ``|z| >= --superior``: superior/inferior). ``prob = Phi(z)``.
+3. **Labels.** Each teacher's scores are put on one scale (by default W2S-VQA's rule: aligned to
+   a reference teacher, ``--reference``, with the 4-parameter logistic), the combined score of a
+   video is their mean and its *spread* their standard deviation; pairs are sampled with an even
+   mix of small, medium and large gaps, pairs on which two teachers disagree in direction (each
+   by more than ``--disagreement``) are dropped, and the level comes from the gap in units of
+   the pair's uncertainty ``z`` (``|z| <= --similar``: similar; ``|z| > --superior``:
+   superior/inferior). ``prob = Phi(z)``.
 
 Rows have ``origin = "pseudo"``, ``content_id`` = the two videos' content ids joined by ``+``, and
 a JSON provenance with each teacher's raw and normalised score of both videos, the combined
@@ -41,10 +45,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ssvqa.annotators.base import annotate
+from ssvqa.annotators.external import ExternalScores
 from ssvqa.builder import InputItem, Inputs, Skipped, add_builder_arguments, builder_kwargs, collect_inputs, input_key, shard
-from ssvqa.labels import LEVELS, LevelThresholds, label_pairs
+from ssvqa.labels import LEVELS, NORMALISATIONS, LevelThresholds, label_pairs
 from ssvqa.pair_dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
-from ssvqa.video import is_within
+from ssvqa.video import content_hash, is_within
 
 
 def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker_options: dict[str, Any] | None = None):
@@ -83,6 +88,7 @@ class PseudoPairsReport:
     shard_index: int = 0
     num_shards: int = 1
     commit_url: str | None = None
+    unknown_videos: dict[str, list[str]] = field(default_factory=dict)  # external teacher -> entries matching no input
 
     @property
     def num_pairs(self) -> int:
@@ -101,6 +107,9 @@ class PseudoPairsReport:
             lines.append(f"  teacher {name}: {done['scored']} videos scored now, {done['cached']} from the cache")
         for split, levels in self.counts.items():
             lines.append(f"  {split:5s} " + ", ".join(f"{name} {levels.get(name, 0)}" for name in LEVELS))
+        for name, entries in self.unknown_videos.items():
+            lines.append(f"  teacher {name}: {len(entries)} scored video(s) match no input: {', '.join(entries[:5])}"
+                         + (" ..." if len(entries) > 5 else ""))
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} input(s):")
             lines += [f"  {item['input']}: {item['reason'].splitlines()[0]}" for item in self.skipped]
@@ -118,7 +127,9 @@ def build_pseudo_pairs(
     max_pairs_per_video: int = 4,
     test_fraction: float = 0.2,
     seed: int = 0,
-    normalisation: str = "rank",
+    external_teachers: Sequence[str | ExternalScores] = (),
+    normalisation: str = "logistic",
+    reference: str | None = None,
     thresholds: LevelThresholds = LevelThresholds(),
     disagreement: float | None = 0.5,
     batch_size: int = 8,
@@ -138,7 +149,10 @@ def build_pseudo_pairs(
 
     ``inputs`` is anything :func:`ssvqa.builder.collect_inputs` reads, or a list of video paths.
     ``teachers`` are specs (``"classical"``, ``"lmm:MODEL"``, ``"ranker:MODEL"``) or ready
-    annotators. Pairs are made among this shard's videos only.
+    annotators; ``external_teachers`` are external teachers (``"NAME=FILE_OR_HUB_DATASET"`` or
+    :class:`~ssvqa.annotators.external.ExternalScores`). ``reference`` names the teacher the
+    others are aligned to (``normalisation="logistic"``; default: the first). Pairs are made
+    among this shard's videos only.
 
     With an ``accelerator`` (``accelerate launch``), the processes share the scoring (each
     scores a strided share, see :func:`ssvqa.annotators.annotate`) and every process gets the
@@ -147,10 +161,11 @@ def build_pseudo_pairs(
     start = time.monotonic()
     output_dir = Path(output_dir)
     work_dir = Path(work_dir) if work_dir is not None else output_dir / ".work"
-    if not teachers:
+    if not teachers and not external_teachers:
         raise ValueError("need at least one teacher")
     annotators = [make_teacher(t) if isinstance(t, str) else t for t in teachers]
-    names = [a.name for a in annotators]
+    external = [ExternalScores.from_spec(t) if isinstance(t, str) else t for t in external_teachers]
+    names = [a.name for a in annotators] + [e.name for e in external]
     if len(set(names)) != len(names):
         raise ValueError(f"teacher names must differ, got {names} (give one a name=)")
     if isinstance(inputs, (str, Path)):
@@ -176,6 +191,20 @@ def build_pseudo_pairs(
         for path, reason in result.skipped.items():
             failures.setdefault(path, reason if len(annotators) == 1 else f"{annotator.name}: {reason}")
         done[annotator.name] = {"scored": result.num_scored, "cached": result.num_cached}
+    unknown: dict[str, list[str]] = {}
+    for teacher in external:
+        matched = teacher.match({str(item.path): item.name for item in items})
+        teacher_scores_by_path = matched.scores
+        teacher_scores[teacher.name] = teacher_scores_by_path
+        for item in items:
+            if str(item.path) not in teacher_scores_by_path:
+                failures.setdefault(str(item.path), f"{teacher.name}: no score for this video in {teacher.source}")
+        for path in teacher_scores_by_path:
+            if path not in hashes:  # no built-in teacher read it: the content id still comes from its bytes
+                hashes[path] = content_hash(path)
+        if matched.unknown:
+            unknown[teacher.name] = matched.unknown
+        done[teacher.name] = {"scored": 0, "cached": len(teacher_scores_by_path)}
     # A video is used only when every teacher scored it: teachers are normalised over one set.
     usable = [p for p in paths if p not in failures]
     teacher_scores = {name: {p: scores[p] for p in usable} for name, scores in teacher_scores.items()}
@@ -187,7 +216,7 @@ def build_pseudo_pairs(
     split = {p: split_for(content[p], test_fraction, seed) for p in usable}
     name_of = {str(item.path): item.name for item in items}
     labels = label_pairs(
-        teacher_scores, method=normalisation, thresholds=thresholds, disagreement=disagreement,
+        teacher_scores, method=normalisation, reference=reference, thresholds=thresholds, disagreement=disagreement,
         max_pairs_per_video=max_pairs_per_video, seed=seed, content_ids=content, groups=split,
     ) if usable else None
     rows = []
@@ -215,6 +244,8 @@ def build_pseudo_pairs(
         "inputs": [str(p) for p in inputs] if not isinstance(inputs, (str, Path)) else str(inputs),
         "video_column": video_column,
         "teachers": [t if isinstance(t, str) else getattr(t, "name", type(t).__name__) for t in teachers],
+        "teacher_scores": [t if isinstance(t, str) else f"{t.name}={t.source}" for t in external_teachers],
+        "reference": reference,
         "max_pairs_per_video": max_pairs_per_video,
         "test_fraction": test_fraction,
         "seed": seed,
@@ -241,6 +272,7 @@ def build_pseudo_pairs(
         seconds=time.monotonic() - start,
         shard_index=shard_index,
         num_shards=num_shards,
+        unknown_videos=unknown,
     )
     if push_to_hub and writer:
         from ssvqa.hub import push_folder
@@ -255,9 +287,11 @@ def build_pseudo_pairs(
 def _card(names, thresholds, disagreement, normalisation, counts, arguments, license) -> DatasetCardInfo:
     method = f"""
 Unlabeled videos were scored by {len(names)} teacher(s): {', '.join(f'`{n}`' for n in names)}
-(`ssvqa.annotators`). Each teacher's scores were normalised (`{normalisation}`: ranks mapped to
-standard-normal quantiles, or z-scores); a video's combined score is the mean over teachers and
-its spread their standard deviation (0.5 when there is a single teacher).
+(`ssvqa.annotators`; external teachers' scores came from files). Each teacher's scores were put
+on one scale (`{normalisation}`: `logistic` aligns each teacher to the reference teacher
+`{arguments.get('reference') or names[0]}` with the 4-parameter logistic and standardises; `rank` maps
+ranks to standard-normal quantiles; `zscore` standardises each teacher); a video's combined score
+is the mean over teachers and its spread their standard deviation (0.5 when there is a single teacher).
 
 Each video was assigned to train or test by its content id (first 16 hex digits of its SHA-256)
 *before* pairing, and pairs were drawn only within a split, so no video is in both; files with
@@ -266,8 +300,8 @@ identical content are never paired together. Pairs mix small, medium and large s
 
 Pairs on which two teachers disagree in direction, each by more than {disagreement} normalised
 units, were dropped{' (no disagreement filter)' if disagreement is None else ''}. The level comes from
-`z = (s_b - s_a) / sqrt(spread_a^2 + spread_b^2 + {thresholds.noise_floor}^2)`: |z| < {thresholds.similar}
-is `similar`, |z| >= {thresholds.superior} is `superior`/`inferior`, otherwise `better`/`worse`;
+`z = (s_b - s_a) / sqrt(spread_a^2 + spread_b^2 + {thresholds.noise_floor}^2)`: |z| <= {thresholds.similar}
+is `similar`, |z| > {thresholds.superior} is `superior`/`inferior`, otherwise `better`/`worse`;
 `prob = Phi(z)`. `provenance` holds every teacher's raw and normalised scores of both videos, the
 combined scores, spreads and z, and the videos' names and SHA-256.
 
@@ -290,14 +324,22 @@ sampled, {counts.get('dropped_disagreement', 0)} dropped for teacher disagreemen
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options (shared by ``ssvqa build-pseudo-pairs`` and ``python -m``)."""
     what, how = add_builder_arguments(parser, "teachers and labels")
-    what.add_argument("--teachers", nargs="+", default=["classical"],
+    what.add_argument("--teachers", nargs="*", default=["classical"],
                       help="classical, lmm:MODEL (zero-shot chat video LMM), ranker:MODEL (trained ranker with "
                       "anchors.json); default: classical")
+    what.add_argument("--teacher-scores", nargs="+", default=[], metavar="NAME=PATH_OR_REPO",
+                      help="external teachers: a score file (CSV/JSON/Parquet of video,score) or a Hub dataset per "
+                      "teacher, e.g. dover=dover_scores.csv")
     what.add_argument("--max-pairs-per-video", type=int, default=4, help="pairs each video takes part in, at most (default: 4)")
-    what.add_argument("--normalisation", choices=("rank", "zscore"), default="rank", help="teacher score normalisation (default: rank)")
-    what.add_argument("--similar", type=float, default=LevelThresholds.similar, help="|z| below this is 'similar' (default: 0.5)")
-    what.add_argument("--superior", type=float, default=LevelThresholds.superior, help="|z| from this is 'superior' (default: 2.0)")
-    what.add_argument("--noise-floor", type=float, default=LevelThresholds.noise_floor, help="added uncertainty (default: 0.25)")
+    what.add_argument("--normalisation", choices=NORMALISATIONS, default="logistic",
+                      help="put teachers on one scale: logistic (align to --reference, W2S-VQA), rank or zscore (default: logistic)")
+    what.add_argument("--reference", default=None, help="teacher the others are aligned to (default: the first)")
+    what.add_argument("--similar", type=float, default=LevelThresholds.similar,
+                      help=f"|z| up to this is 'similar' (default: {LevelThresholds.similar})")
+    what.add_argument("--superior", type=float, default=LevelThresholds.superior,
+                      help=f"|z| beyond this is 'superior' (default: {LevelThresholds.superior})")
+    what.add_argument("--noise-floor", type=float, default=LevelThresholds.noise_floor,
+                      help=f"added uncertainty (default: {LevelThresholds.noise_floor})")
     what.add_argument("--disagreement", type=float, default=0.5,
                       help="drop pairs two teachers order oppositely by more than this; negative keeps all (default: 0.5)")
     what.add_argument("--test-fraction", type=float, default=0.2, help="share of videos in the test split (default: 0.2)")
@@ -314,7 +356,9 @@ def main(args: argparse.Namespace) -> int:
         max_pairs_per_video=args.max_pairs_per_video,
         test_fraction=args.test_fraction,
         seed=args.seed,
+        external_teachers=args.teacher_scores,
         normalisation=args.normalisation,
+        reference=args.reference,
         thresholds=LevelThresholds(similar=args.similar, superior=args.superior, noise_floor=args.noise_floor),
         disagreement=None if args.disagreement < 0 else args.disagreement,
         batch_size=args.batch_size,

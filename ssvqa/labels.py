@@ -41,16 +41,31 @@ def mirror_level(level: int) -> int:
 # ---------------------------------------------------------------------------------------------
 # Labels from teacher scores (pseudo-label pairs)
 #
-# Teachers score videos on scales of their own. Each teacher's scores are first *normalised*
-# (``"rank"``: ranks spread uniformly over (0, 1) then mapped through the normal quantile, so
-# every teacher becomes a standard-normal score whatever its scale or calibration; ``"zscore"``:
-# mean 0, std 1, which keeps the teacher's spacing). A video's combined score is the (weighted)
-# mean of its normalised scores, and its *spread* the (weighted) standard deviation across
-# teachers: how unsure the teachers are about it. A pair's level then comes from the gap between
-# the two combined scores *relative to their uncertainty* (the paper's variance-based soft
-# ranking), see :func:`pair_level`.
+# Teachers score videos on scales of their own. Each teacher's scores are first put on one scale:
+#
+# * ``"logistic"`` (the default, W2S-VQA's rule): each teacher is *aligned* to a reference with
+#   VQEG's monotonic 4-parameter logistic (:func:`ssvqa.evaluation.fit_logistic`) fitted on the
+#   videos both scored; the reference is MOS where a labelled set is given, otherwise a chosen
+#   reference teacher (the first by default). The aligned scores are then standardised with the
+#   reference's mean and std -- one affine map for all teachers, which changes no level -- so
+#   spreads are in units of the reference's spread and ``single_teacher_spread``/``noise_floor``
+#   keep their meaning whatever the reference's scale.
+# * ``"rank"``: ranks spread uniformly over (0, 1) then mapped through the normal quantile, so
+#   every teacher becomes a standard-normal score whatever its scale or calibration.
+# * ``"zscore"``: mean 0, std 1, which keeps each teacher's spacing.
+#
+# A video's combined score is the (weighted) mean of its scores on that scale, and its *spread*
+# the (weighted) standard deviation across teachers: how unsure the teachers are about it. A
+# pair's level then comes from the gap between the two combined scores *relative to their
+# uncertainty* (the paper's variance-based soft ranking), see :func:`pair_level`:
+# ``σΔ = √(σA² + σB²)``; ``|Δ| ≤ σΔ`` similar, ``≤ 2σΔ`` better/worse, beyond superior/inferior.
+#
+# How this compares with the rule as W2S-VQA released it: the same by default. Before, ssvqa used
+# rank normalisation (invariant to any monotone transform, but it discards each teacher's spacing)
+# and narrower "similar" band (|z| < 0.5) with a noise floor of 0.25; both remain available:
+# ``method="rank"`` and ``LevelThresholds(similar=0.5, superior=2.0, noise_floor=0.25)``.
 
-NORMALISATIONS: tuple[str, ...] = ("rank", "zscore")
+NORMALISATIONS: tuple[str, ...] = ("logistic", "rank", "zscore")
 _STANDARD_NORMAL = NormalDist()
 
 
@@ -59,17 +74,18 @@ class LevelThresholds:
     """How a pair's standardised gap ``z`` maps to a level (see :func:`pair_level`).
 
     ``z = (s_b - s_a) / sqrt(spread_a**2 + spread_b**2 + noise_floor**2)``, in units of the
-    combined uncertainty. ``|z| < similar`` -> ``similar``; ``similar <= |z| < superior`` ->
-    ``better``/``worse``; ``|z| >= superior`` -> ``superior``/``inferior``.
+    combined uncertainty σΔ. ``|z| <= similar`` -> ``similar``; ``similar < |z| <= superior`` ->
+    ``better``/``worse``; ``|z| > superior`` -> ``superior``/``inferior``.
 
-    Defaults: half an uncertainty unit is "too close to call", two units is a clear win.
-    ``noise_floor`` (in normalised-score units) keeps two teachers that happen to agree exactly
-    from making every tiny gap decisive.
+    Defaults are W2S-VQA's: a gap within one σΔ is "too close to call", beyond two is a clear
+    win, no noise floor. ``noise_floor`` (in normalised-score units) keeps two teachers that happen
+    to agree exactly from making every tiny gap decisive (ssvqa's earlier default was
+    ``LevelThresholds(0.5, 2.0, 0.25)``).
     """
 
-    similar: float = 0.5
+    similar: float = 1.0
     superior: float = 2.0
-    noise_floor: float = 0.25
+    noise_floor: float = 0.0
 
     def __post_init__(self):
         if not 0.0 <= self.similar < self.superior:
@@ -78,8 +94,57 @@ class LevelThresholds:
             raise ValueError(f"noise_floor must be >= 0, got {self.noise_floor}")
 
 
+def align_teachers(
+    teacher_scores: Mapping[str, Mapping[Hashable, float]],
+    reference: str | Mapping[Hashable, float] | None = None,
+) -> dict[str, dict[Hashable, float]]:
+    """Every teacher's scores on the reference's scale, standardised (see the section comment).
+
+    ``reference``: a teacher's name, or a mapping video -> MOS (a labelled subset of the videos
+    is enough: at least five shared with each teacher for the logistic, else a straight line), or None for the first teacher. Each
+    teacher is mapped with the 4-parameter logistic fitted from its scores to the reference's
+    on their common videos (a straight line when the logistic fit fails, as in
+    :func:`ssvqa.evaluation.fit_logistic`); the reference teacher maps to itself. The result is
+    then standardised with the reference's mean and std over the videos it scored.
+
+    >>> a = {"v1": 1.0, "v2": 2.0, "v3": 3.0, "v4": 4.0, "v5": 5.0, "v6": 6.0}
+    >>> aligned = align_teachers({"a": a, "b": {v: 10 * s + 3 for v, s in a.items()}})
+    >>> all(abs(aligned["a"][v] - aligned["b"][v]) < 1e-3 for v in a)
+    True
+    """
+    from ssvqa.evaluation import apply_fit, fit_logistic
+
+    if not teacher_scores:
+        return {}
+    if reference is None:
+        reference = next(iter(teacher_scores))
+    if isinstance(reference, str):
+        if reference not in teacher_scores:
+            raise ValueError(f"reference teacher {reference!r} is not among the teachers {sorted(teacher_scores)}")
+        target = {v: float(s) for v, s in teacher_scores[reference].items()}
+    else:
+        target = {v: float(s) for v, s in reference.items()}
+    aligned: dict[str, dict[Hashable, float]] = {}
+    for name, scores in teacher_scores.items():
+        if isinstance(reference, str) and name == reference:
+            aligned[name] = dict(target)
+            continue
+        common = [v for v in scores if v in target]
+        if len(common) < 2:
+            raise ValueError(f"teacher {name!r} shares {len(common)} videos with the reference: alignment needs "
+                             "at least 2 (5 for the logistic; fewer get a straight line)")
+        params, kind = fit_logistic([scores[v] for v in common], [target[v] for v in common])
+        mapped = apply_fit([float(scores[v]) for v in scores], params, kind)
+        aligned[name] = {v: float(m) for v, m in zip(scores, mapped)}
+    values = list(target.values())
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) or 1.0
+    return {name: {v: (s - mean) / std for v, s in scores.items()} for name, scores in aligned.items()}
+
+
 def normalise_scores(scores: Mapping[Hashable, float], method: str = "rank") -> dict[Hashable, float]:
-    """One teacher's scores on a common scale (see the section comment above).
+    """One teacher's scores on a common scale by ranks or z-scores (``"logistic"`` alignment
+    needs all teachers at once: :func:`align_teachers`).
 
     ``"rank"``: average ranks for ties, ``u = (rank - 0.5) / n``, ``z = Phi^-1(u)``.
     ``"zscore"``: ``(x - mean) / std`` (all zeros when every score is equal).
@@ -87,8 +152,8 @@ def normalise_scores(scores: Mapping[Hashable, float], method: str = "rank") -> 
     >>> {k: round(z, 3) for k, z in normalise_scores({"a": 10.0, "b": 30.0, "c": 20.0}).items()}
     {'a': -0.967, 'b': 0.967, 'c': 0.0}
     """
-    if method not in NORMALISATIONS:
-        raise ValueError(f"method must be one of {NORMALISATIONS}, got {method!r}")
+    if method not in ("rank", "zscore"):
+        raise ValueError(f"method must be 'rank' or 'zscore', got {method!r}")
     keys = list(scores)
     values = [float(scores[k]) for k in keys]
     if any(not math.isfinite(v) for v in values):
@@ -134,23 +199,27 @@ class TeacherConsensus:
 def combine_teachers(
     teacher_scores: Mapping[str, Mapping[Hashable, float]],
     *,
-    method: str = "rank",
+    method: str = "logistic",
+    reference: str | Mapping[Hashable, float] | None = None,
     weights: Mapping[str, float] | None = None,
     single_teacher_spread: float = 0.5,
 ) -> TeacherConsensus:
-    """Normalise each teacher, then combine per video: weighted mean and spread.
+    """Put the teachers on one scale, then combine per video: weighted mean and spread.
 
     Args:
         teacher_scores: teacher name -> video -> score (higher is better, any scale). Teachers
             should score the same videos: each is normalised over the videos *it* scored.
-        method: ``"rank"`` or ``"zscore"`` (:func:`normalise_scores`).
+        method: ``"logistic"`` (:func:`align_teachers` to ``reference``), ``"rank"`` or
+            ``"zscore"`` (:func:`normalise_scores`).
+        reference: for ``"logistic"``: a teacher's name or a video -> MOS mapping (default: the
+            first teacher).
         weights: teacher -> weight (default 1 each).
         single_teacher_spread: the spread of a video only one teacher scored, where the
             disagreement between teachers cannot be measured. The default 0.5 is the error of a
             fair teacher: a teacher whose normalised scores correlate 0.85 with the truth has
             residual noise of std sqrt(1 - 0.85**2) ~ 0.5 in the same units.
 
-    >>> consensus = combine_teachers({"t1": {"a": 1.0, "b": 2.0}, "t2": {"a": 5.0, "b": 3.0}})
+    >>> consensus = combine_teachers({"t1": {"a": 1.0, "b": 2.0}, "t2": {"a": 5.0, "b": 3.0}}, method="rank")
     >>> consensus.score, round(consensus.spread["a"], 3)
     ({'a': 0.0, 'b': 0.0}, 0.674)
     """
@@ -159,7 +228,12 @@ def combine_teachers(
     weights = {name: float((weights or {}).get(name, 1.0)) for name in teacher_scores}
     if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
         raise ValueError("teacher weights must be >= 0 with at least one > 0")
-    normalised = {name: normalise_scores(scores, method) for name, scores in teacher_scores.items()}
+    if method not in NORMALISATIONS:
+        raise ValueError(f"method must be one of {NORMALISATIONS}, got {method!r}")
+    if method == "logistic":
+        normalised = align_teachers(teacher_scores, reference)
+    else:
+        normalised = {name: normalise_scores(scores, method) for name, scores in teacher_scores.items()}
     videos = list(dict.fromkeys(v for scores in teacher_scores.values() for v in scores))
     score, spread = {}, {}
     for video in videos:
@@ -200,17 +274,17 @@ def pair_level(
     second video is better if each score carried Gaussian noise of its spread (a soft target that
     agrees with the level: ``prob > 0.5`` exactly when the second looks better).
 
-    >>> pair_level(0.0, 0.1, 0.2, 0.2)[0] == LEVELS.index("similar")
+    >>> pair_level(0.0, 0.25, 0.2, 0.2)[0] == LEVELS.index("similar")
     True
-    >>> level, prob = pair_level(0.0, 1.0, 0.2, 0.2)
+    >>> level, prob = pair_level(0.0, 0.7, 0.2, 0.2)
     >>> LEVELS[level], round(prob, 3)
-    ('superior', 0.996)
+    ('superior', 0.993)
     """
     z = pair_z(score_a, score_b, spread_a, spread_b, thresholds.noise_floor)
     magnitude = abs(z)
-    if magnitude < thresholds.similar:
+    if magnitude <= thresholds.similar:
         level = SIMILAR
-    elif magnitude < thresholds.superior:
+    elif magnitude <= thresholds.superior:
         level = LEVELS.index("better") if z > 0 else LEVELS.index("worse")
     else:
         level = LEVELS.index("superior") if z > 0 else LEVELS.index("inferior")
@@ -347,7 +421,8 @@ class PseudoLabels:
 def label_pairs(
     teacher_scores: Mapping[str, Mapping[Hashable, float]],
     *,
-    method: str = "rank",
+    method: str = "logistic",
+    reference: str | Mapping[Hashable, float] | None = None,
     weights: Mapping[str, float] | None = None,
     thresholds: LevelThresholds = LevelThresholds(),
     disagreement: float | None = 0.5,
@@ -362,7 +437,7 @@ def label_pairs(
 ) -> PseudoLabels:
     """Teacher scores -> labelled pseudo pairs: combine, sample, level, drop disagreements.
 
-    1. :func:`combine_teachers` (``method``, ``weights``, ``single_teacher_spread``);
+    1. :func:`combine_teachers` (``method``, ``reference``, ``weights``, ``single_teacher_spread``);
     2. :func:`sample_pairs` on the combined scores (``max_pairs_per_video``, ``num_pairs``,
        ``num_strata``, ``seed``, ``content_ids``, ``same_content``, ``groups``);
     3. drop the pairs on which :func:`teachers_disagree` by more than ``disagreement``
@@ -374,7 +449,8 @@ def label_pairs(
     (3, ['label', 'origin', 'prob', 'provenance', 'video_a', 'video_b'])
     """
     consensus = combine_teachers(
-        teacher_scores, method=method, weights=weights, single_teacher_spread=single_teacher_spread
+        teacher_scores, method=method, reference=reference, weights=weights,
+        single_teacher_spread=single_teacher_spread,
     )
     videos = list(consensus.score)
     pairs = sample_pairs(

@@ -9,6 +9,10 @@ next-token logits over the five level words (``inferior … superior``) are its 
   pair's ``prob`` with the fidelity loss ``1 − √(p q) − √((1 − p)(1 − q))``, the Bradley–Terry-style
   loss of ranking-based VQA.
 
+``confidence_loss`` adds W2S-VQA's adaptive confidence term to either loss (see
+[`confidence_weight`]): ``L = (1 − λ)·L_rank + λ·H`` with ``H`` the mean entropy of the predicted
+five-level distribution, so the model learns to commit once the ranking term is fitted.
+
 Example:
 
 ```python
@@ -82,6 +86,14 @@ class RankConfig(TrainingArguments):
             Softmax temperature of the level logits when computing the expected preference.
         swap_augmentation (`bool`, defaults to `False`):
             Add each pair's mirror (second, first, mirrored label) to its batch: the model sees both orders.
+        confidence_loss (`bool`, defaults to `False`):
+            Add the adaptive confidence (entropy) term of W2S-VQA: `L = (1 − λ)·L_rank + λ·H`, with
+            `λ = α·min(1, t / T_warm)` and `α = exp(H/τ) / (exp(H/τ) + exp(L_rank/τ))` (see
+            [`confidence_weight`]). Logged as `confidence_lambda` and `level_entropy`.
+        confidence_warmup_ratio (`float`, defaults to `0.1`):
+            `T_warm` as a fraction of the training steps: λ ramps up linearly over it.
+        confidence_tau_start (`float`, defaults to `0.5`) and confidence_tau_end (`float`, defaults to `0.1`):
+            τ of α goes linearly from the first to the second over the warm-up, then stays.
 
         > Model
 
@@ -103,6 +115,14 @@ class RankConfig(TrainingArguments):
     label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the ce target."})
     temperature: float = field(default=1.0, metadata={"help": "Temperature of the level softmax."})
     swap_augmentation: bool = field(default=False, metadata={"help": "Also train on each pair's mirror."})
+    confidence_loss: bool = field(
+        default=False, metadata={"help": "Add W2S-VQA's adaptive confidence (entropy) term to the loss."}
+    )
+    confidence_warmup_ratio: float = field(
+        default=0.1, metadata={"help": "Fraction of the steps over which the confidence weight ramps up."}
+    )
+    confidence_tau_start: float = field(default=0.5, metadata={"help": "Confidence weight temperature at step 0."})
+    confidence_tau_end: float = field(default=0.1, metadata={"help": "Confidence weight temperature after warm-up."})
     model_init_kwargs: dict[str, Any] | str | None = field(
         default=None, metadata={"help": "kwargs (or JSON) for ssvqa.modeling.load_ranker when model is a string."}
     )
@@ -117,12 +137,39 @@ class RankConfig(TrainingArguments):
             self.model_init_kwargs = json.loads(self.model_init_kwargs)
         if self.loss_type not in ("ce", "bt"):
             raise ValueError(f"loss_type must be 'ce' or 'bt', got {self.loss_type!r}")
+        if min(self.confidence_tau_start, self.confidence_tau_end) <= 0:
+            raise ValueError("confidence_tau_start and confidence_tau_end must be > 0")
+        if not 0.0 < self.confidence_warmup_ratio <= 1.0:
+            raise ValueError(f"confidence_warmup_ratio must be in (0, 1], got {self.confidence_warmup_ratio}")
         super().__post_init__()
 
 
 def fidelity_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Fidelity loss between two Bernoulli probabilities: 0 when equal, bounded, smooth at 0 and 1."""
     return 1 - torch.sqrt(pred * target + eps) - torch.sqrt((1 - pred) * (1 - target) + eps)
+
+
+def confidence_weight(
+    rank_loss: torch.Tensor, entropy: torch.Tensor, step: int, total_steps: int,
+    warmup_ratio: float = 0.1, tau: tuple[float, float] = (0.5, 0.1),
+) -> torch.Tensor:
+    """λ of W2S-VQA's adaptive confidence loss ``L = (1 − λ)·L_rank + λ·H``.
+
+    ``T_warm = max(1, warmup_ratio · total_steps)``; ``τ`` goes linearly from ``tau[0]`` to
+    ``tau[1]`` over ``T_warm`` steps; ``α = exp(H/τ) / (exp(H/τ) + exp(L_rank/τ))`` (a two-way
+    softmax: the term that is larger now gets the larger share); ``λ = α · min(1, step / T_warm)``.
+    ``α`` is computed from detached values: λ weighs the two terms, it is not itself optimised.
+
+    >>> round(float(confidence_weight(torch.tensor(1.0), torch.tensor(1.0), step=50, total_steps=100)), 3)
+    0.5
+    >>> float(confidence_weight(torch.tensor(1.0), torch.tensor(1.0), step=0, total_steps=100))
+    0.0
+    """
+    warm = max(1.0, warmup_ratio * total_steps)
+    progress = min(1.0, step / warm)
+    temperature = tau[0] + (tau[1] - tau[0]) * progress
+    alpha = torch.sigmoid((entropy.detach() - rank_loss.detach()) / temperature)  # = the two-way softmax
+    return alpha * progress
 
 
 class RankTrainer(Trainer):
@@ -222,6 +269,14 @@ class RankTrainer(Trainer):
             loss = -(inputs["target"].to(log_probs) * log_probs).sum(-1).mean()
         else:
             loss = fidelity_loss(preference, inputs["prob"].to(preference)).mean()
+        if self.args.confidence_loss and mode == "train":
+            entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+            weight = confidence_weight(loss, entropy, self.state.global_step, self.state.max_steps,
+                                       self.args.confidence_warmup_ratio,
+                                       (self.args.confidence_tau_start, self.args.confidence_tau_end))
+            loss = (1 - weight) * loss + weight * entropy
+            self._stats[mode]["confidence_lambda_sum"] += float(weight)
+            self._stats[mode]["loss_batches"] += 1
         self._record(mode, preference, inputs["prob"], log_probs)
         return (loss, {"level_logits": logits}) if return_outputs else loss
 
@@ -256,6 +311,8 @@ class RankTrainer(Trainer):
             if stats["ties"]:
                 logs[f"{prefix}tie_preference"] = stats["tie_preference_sum"] / stats["ties"]
             logs[f"{prefix}level_entropy"] = stats["entropy_sum"] / stats["pairs"]
+        if stats["loss_batches"]:
+            logs[f"{prefix}confidence_lambda"] = stats["confidence_lambda_sum"] / stats["loss_batches"]
         stats.clear()
         super().log(logs, start_time)
 

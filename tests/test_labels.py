@@ -16,6 +16,7 @@ from ssvqa.labels import (
     LEVELS,
     SIMILAR,
     LevelThresholds,
+    align_teachers,
     combine_teachers,
     label_pairs,
     level_prob,
@@ -61,19 +62,19 @@ def test_rank_normalisation_gives_ties_one_value_and_zscore_keeps_spacing():
 
 def test_combination_is_the_weighted_mean_and_spread_the_std_across_teachers():
     teachers = {"t1": {"a": 1.0, "b": 2.0, "c": 3.0}, "t2": {"a": 30.0, "b": 10.0, "c": 20.0}}
-    consensus = combine_teachers(teachers)
+    consensus = combine_teachers(teachers, method="rank")
     n1, n2 = normalise_scores(teachers["t1"]), normalise_scores(teachers["t2"])
     for video in "abc":
         assert consensus.score[video] == pytest.approx((n1[video] + n2[video]) / 2)
         assert consensus.spread[video] == pytest.approx(abs(n1[video] - n2[video]) / 2)
-    weighted = combine_teachers(teachers, weights={"t1": 3.0, "t2": 1.0})
+    weighted = combine_teachers(teachers, method="rank", weights={"t1": 3.0, "t2": 1.0})
     assert weighted.score["a"] == pytest.approx((3 * n1["a"] + n2["a"]) / 4)
     # teachers that agree have no spread; one teacher gets the documented fallback
-    assert combine_teachers({"t1": teachers["t1"], "copy": teachers["t1"]}).spread == pytest.approx({v: 0.0 for v in "abc"})
-    alone = combine_teachers({"t1": teachers["t1"]}, single_teacher_spread=0.3)
+    assert combine_teachers({"t1": teachers["t1"], "copy": teachers["t1"]}, method="rank").spread == pytest.approx({v: 0.0 for v in "abc"})
+    alone = combine_teachers({"t1": teachers["t1"]}, method="rank", single_teacher_spread=0.3)
     assert alone.spread == {v: 0.3 for v in "abc"} and alone.score == pytest.approx(n1)
     # a video only one teacher scored gets the fallback too
-    partial = combine_teachers({"t1": {**teachers["t1"], "d": 9.0}, "t2": teachers["t2"]})
+    partial = combine_teachers({"t1": {**teachers["t1"], "d": 9.0}, "t2": teachers["t2"]}, method="rank")
     assert partial.spread["d"] == 0.5
 
 
@@ -82,8 +83,8 @@ def test_combination_is_the_weighted_mean_and_spread_the_std_across_teachers():
 
 @pytest.mark.parametrize(
     "z,level",
-    [(0.0, "similar"), (0.49, "similar"), (-0.49, "similar"), (0.5, "better"), (-0.5, "worse"),
-     (1.99, "better"), (-1.99, "worse"), (2.0, "superior"), (-2.0, "inferior"), (7.0, "superior")],
+    [(0.0, "similar"), (0.99, "similar"), (-0.99, "similar"), (1.01, "better"), (-1.01, "worse"),
+     (1.99, "better"), (-1.99, "worse"), (2.01, "superior"), (-2.01, "inferior"), (7.0, "superior")],
 )
 def test_default_thresholds_map_the_standardised_gap_as_documented(z, level):
     spread_a, spread_b, floor = 0.3, 0.4, LevelThresholds().noise_floor
@@ -140,8 +141,8 @@ def test_disagreement_filter_drops_exactly_the_conflicting_pairs():
     t1 = {v: rng.gauss(0, 1) for v in videos}
     t2 = {v: t1[v] + rng.gauss(0, 1.0) for v in videos}  # a teacher that often but not always agrees
     teachers = {"t1": t1, "t2": t2}
-    kept = label_pairs(teachers, disagreement=0.5, max_pairs_per_video=5, seed=1)
-    everything = label_pairs(teachers, disagreement=None, max_pairs_per_video=5, seed=1)
+    kept = label_pairs(teachers, method="rank", disagreement=0.5, max_pairs_per_video=5, seed=1)
+    everything = label_pairs(teachers, method="rank", disagreement=None, max_pairs_per_video=5, seed=1)
     norm = {name: normalise_scores(scores) for name, scores in teachers.items()}
     conflicting = {
         (row["video_a"], row["video_b"])
@@ -272,19 +273,76 @@ def test_pseudo_labels_from_teachers_agree_with_hidden_quality(hidden):
 
     # A random teacher lowers agreement; dropping the pairs the teachers disagree on raises it
     # again on the pairs kept. A strong teacher (hidden level + noise) raises it. Means over seeds.
-    figures = {"noisy": [], "noisy_filtered": [], "strong": [], "dropped": []}
+    figures = {"noisy": [], "noisy_aligned": [], "noisy_aligned_filtered": [], "noisy_filtered": [], "strong": [], "dropped": []}
     for seed in range(5):
         rng = random.Random(seed)
         noisy = {path: rng.gauss(0, 1) for path in features}
         strong = {path: -truth[path] + rng.gauss(0, 0.7) for path in features}
-        figures["noisy"].append(truth_agreement(label_pairs({"classical": classical, "noisy": noisy}, disagreement=None, **options), truth)[0])
-        filtered = label_pairs({"classical": classical, "noisy": noisy}, disagreement=0.5, **options)
+        # Rank normalisation with ssvqa's earlier thresholds keeps a random teacher's full weight and
+        # decides many of its pairs: the filter has work to do. Under the default W2S rule the pairs
+        # the filter drops are mostly ones the sigma-delta rule already calls similar (printed below);
+        # the logistic alignment maps a random teacher to a near-constant.
+        earlier = dict(method="rank", thresholds=LevelThresholds(similar=0.5, superior=2.0, noise_floor=0.25))
+        figures["noisy"].append(truth_agreement(label_pairs({"classical": classical, "noisy": noisy}, disagreement=None, **earlier, **options), truth)[0])
+        figures["noisy_aligned"].append(truth_agreement(label_pairs({"classical": classical, "noisy": noisy}, disagreement=None, **options), truth)[0])
+        figures["noisy_aligned_filtered"].append(truth_agreement(label_pairs({"classical": classical, "noisy": noisy}, disagreement=0.5, **options), truth)[0])
+        filtered = label_pairs({"classical": classical, "noisy": noisy}, disagreement=0.5, **earlier, **options)
         figures["noisy_filtered"].append(truth_agreement(filtered, truth)[0])
         figures["dropped"].append(filtered.counts["dropped_disagreement"] / filtered.counts["sampled"])
         figures["strong"].append(truth_agreement(label_pairs({"classical": classical, "strong": strong}, **options), truth)[0])
     means = {name: statistics.fmean(values) for name, values in figures.items()}
-    print("classical + noisy {noisy:.3f}, same with disagreement filter {noisy_filtered:.3f} "
+    print("classical + noisy {noisy:.3f} (rank, earlier thresholds; default logistic/W2S {noisy_aligned:.3f}, "
+          "filtered {noisy_aligned_filtered:.3f}), same with disagreement filter {noisy_filtered:.3f} "
           "(dropped {dropped:.0%} of sampled pairs), classical + strong {strong:.3f}".format(**means))
     assert means["noisy"] < agreement - 0.05
+    assert means["noisy_aligned"] > means["noisy"]  # alignment discounts a teacher that tracks nothing
     assert means["noisy_filtered"] > means["noisy"]
     assert means["strong"] > agreement
+
+
+# ----------------------------------------------------------------------------- alignment (W2S-VQA)
+
+
+def _four_parameter(x):
+    """A monotone transform inside the 4-parameter logistic family (a teacher on another scale)."""
+    return 20.0 + 60.0 / (1.0 + math.exp(-(x - 0.2) / 0.7))
+
+
+def test_teachers_related_by_a_monotone_transform_give_identical_levels_after_alignment():
+    rng = random.Random(7)
+    videos = [f"v{i:02d}" for i in range(60)]
+    t2 = {v: rng.gauss(0, 1) for v in videos}
+    t1 = {v: _four_parameter(s) for v, s in t2.items()}  # the reference is a 4PL of the other teacher
+    options = dict(max_pairs_per_video=4, seed=3, disagreement=None)
+    aligned = label_pairs({"t1": t1, "t2": t2}, **options)
+    same = label_pairs({"t1": t1, "copy": dict(t1)}, **options)
+    assert [(r["video_a"], r["video_b"], r["label"]) for r in aligned.rows] == \
+        [(r["video_a"], r["video_b"], r["label"]) for r in same.rows]
+    assert max(aligned.consensus.spread.values()) < 1e-3
+    # without alignment (z-scores keep each teacher's spacing) the transform leaves a spread
+    assert max(combine_teachers({"t1": t1, "t2": t2}, method="zscore").spread.values()) > 0.05
+
+
+def test_alignment_to_mos_maps_each_teacher_onto_the_mos_scale():
+    rng = random.Random(8)
+    videos = [f"v{i:02d}" for i in range(40)]
+    teacher = {v: rng.gauss(0, 1) for v in videos}
+    truth = {v: 1.0 + 4.0 * (_four_parameter(s) - 20.0) / 60.0 for v, s in teacher.items()}  # MOS on 1..5
+    labelled = {v: truth[v] for v in videos[:20]}  # MOS known for half the videos
+    aligned = align_teachers({"t": teacher}, reference=labelled)["t"]
+    mean = statistics.fmean(labelled.values())
+    std = statistics.pstdev(labelled.values())
+    for video in videos:  # the unlabelled half too
+        assert aligned[video] * std + mean == pytest.approx(truth[video], abs=0.05)
+    with pytest.raises(ValueError, match="reference teacher"):
+        align_teachers({"t": teacher}, reference="missing")
+
+
+def test_w2s_level_rule_by_sigma_delta():
+    # sigma per video is the teachers' spread; sigma_delta = sqrt(sa^2 + sb^2) = 0.5 here
+    sa, sb = 0.3, 0.4
+    assert LEVELS[pair_level(0.0, 0.5, sa, sb)[0]] == "similar"  # |gap| <= sigma_delta
+    assert LEVELS[pair_level(0.0, 0.75, sa, sb)[0]] == "better"
+    assert LEVELS[pair_level(0.0, -1.0, sa, sb)[0]] == "worse"  # <= 2 sigma_delta
+    assert LEVELS[pair_level(0.0, 1.01, sa, sb)[0]] == "superior"
+    assert LEVELS[pair_level(0.0, -1.5, sa, sb)[0]] == "inferior"

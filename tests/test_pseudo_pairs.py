@@ -235,3 +235,46 @@ def test_relabel_keeps_previous_labels_and_changes_origin(built, tmp_path):
         provenance = json.loads(row["provenance"])
         assert max(row["prob"], 1 - row["prob"]) >= 0.9 - 1e-6
         assert (row["prob"] > 0.5) == (scores[provenance["relabel"]["sha256_b"]] > scores[provenance["relabel"]["sha256_a"]])
+
+
+def test_external_teacher_scores_round_trip_into_pseudo_pairs(corpus, tmp_path):
+    """Scores made elsewhere (a teacher's own repository) join the ensemble and are named in the
+    provenance; inputs without a score are skipped by name, unknown entries are reported."""
+    from ssvqa.annotators.external import ExternalScores
+    from ssvqa.errors import SsvqaError
+
+    videos = sorted(p for p in corpus.rglob("*.mp4") if p.stat().st_size > 0)
+    truth = {}
+    for path in videos:
+        variant = path.stem
+        truth[path] = 100.0 if variant == "pristine" else 100.0 - 15 * int(variant.rpartition("-")[2])
+    named = {f"{p.parent.name}/{p.name}": score for p, score in truth.items()}
+    left_out = videos[0]
+    rows = [f"{name},{score}" for name, score in named.items() if not name.endswith(f"{left_out.parent.name}/{left_out.name}")]
+    scores_file = tmp_path / "dover.csv"
+    scores_file.write_text("video,score\n" + "\n".join(rows + ["not-in-the-inputs/x.mp4,50"]) + "\n")
+
+    out = tmp_path / "pairs"
+    report = build_pseudo_pairs(corpus, out, teachers=[], external_teachers=[f"dover={scores_file}"],
+                                max_pairs_per_video=4, test_fraction=0.0, seed=0, progress=False)
+    assert report.unknown_videos == {"dover": ["not-in-the-inputs/x.mp4"]}
+    skipped = {item["input"]: item["reason"] for item in report.skipped}
+    assert any("no score" in reason and "dover" in reason for reason in skipped.values())
+    assert len(report.skipped) == 2  # the left-out video and the 0-byte file
+    train = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf-cache"))["train"]
+    assert len(train) > 0
+    for row in train:
+        provenance = json.loads(row["provenance"])
+        assert set(provenance["teachers"]) == {"dover"}
+        name_a, name_b = provenance["source_a"], provenance["source_b"]
+        assert provenance["teachers"]["dover"]["a"] == named[f"{Path(name_a).parent.name}/{Path(name_a).name}"]
+        if provenance["teachers"]["dover"]["a"] != provenance["teachers"]["dover"]["b"]:
+            second_better = provenance["teachers"]["dover"]["b"] > provenance["teachers"]["dover"]["a"]
+            assert row["label"] != SIMILAR or abs(provenance["z"]) <= 1.0
+            if row["label"] != SIMILAR:
+                assert (row["label"] > SIMILAR) == second_better
+    # a mistyped local file is a local error, not a Hub lookup
+    with pytest.raises(SsvqaError, match="not a readable file"):
+        ExternalScores.from_spec("dover=./missing_scores.csv")
+    with pytest.raises(SsvqaError, match="NAME=PATH_OR_REPO"):
+        ExternalScores.from_spec("dover")

@@ -1,6 +1,7 @@
 """RankTrainer and its collator on real pair datasets made by the builder, with tiny models."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -176,3 +177,38 @@ def test_fps_is_refused_for_llava_onevision_before_loading(tmp_path, monkeypatch
         DataCollatorForVideoPairs(build_processor("llava_onevision"), fps=1.0)
     DataCollatorForVideoPairs(build_processor("llava_onevision"), num_frames=4)
     DataCollatorForVideoPairs(build_processor("qwen2_5_vl"), fps=1.0)
+
+
+def test_confidence_weight_follows_the_schedule():
+    from ssvqa.trainer import confidence_weight
+
+    ce, entropy = torch.tensor(0.9), torch.tensor(1.3)
+    total = 200  # T_warm = 20 steps
+    lambdas = [float(confidence_weight(ce, entropy, step, total)) for step in range(0, 60, 5)]
+    assert lambdas[0] == 0.0
+    for step, value in zip(range(0, 60, 5), lambdas):
+        progress = min(1.0, step / 20)
+        tau = 0.5 + (0.1 - 0.5) * progress
+        alpha = math.exp(1.3 / tau) / (math.exp(1.3 / tau) + math.exp(0.9 / tau))
+        assert value == pytest.approx(alpha * progress, rel=1e-6), step
+    assert lambdas[4:] == pytest.approx([lambdas[4]] * len(lambdas[4:]))  # constant after the warm-up
+
+
+def test_confidence_loss_matches_a_hand_computation(pairs, tiny_models, tmp_path):
+    batch = _fixed_batch(pairs, size=3)
+    args = _args(tmp_path, confidence_loss=True, max_steps=40)
+    trainer = RankTrainer(model=str(tiny_models["qwen2_5_vl"]), args=args, train_dataset=batch)
+    trainer.state.global_step, trainer.state.max_steps = 2, 40  # T_warm = 4 steps: half way, tau = 0.3
+    inputs = trainer._prepare_inputs(trainer.data_collator([batch[i] for i in range(3)]))
+    trainer.model.train()
+    with torch.no_grad():
+        logits = trainer.level_logits(trainer.model, inputs)
+        loss = trainer.compute_loss(trainer.model, inputs)
+    log_p = torch.log_softmax(logits.double(), -1)
+    ce = float(-(inputs["target"].double() * log_p).sum(-1).mean())
+    entropy = float(-(log_p.exp() * log_p).sum(-1).mean())
+    tau = 0.5 + (0.1 - 0.5) * 0.5
+    alpha = math.exp(entropy / tau) / (math.exp(entropy / tau) + math.exp(ce / tau))
+    weight = alpha * 0.5
+    assert float(loss) == pytest.approx((1 - weight) * ce + weight * entropy, rel=1e-4)
+    assert float(loss) != pytest.approx(ce, rel=1e-4), "the entropy term must change the loss"
