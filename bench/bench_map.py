@@ -51,8 +51,8 @@ def main() -> None:
     test_truth = rng.normal(0, 1.5, N)
     p = np.clip(1 / (1 + np.exp(-(test_truth[:, None] - truth[None, :]))) + rng.normal(0, 0.05, (N, K)), 0, 1)
 
-    batched_s = best_of(lambda: score_against_anchors(block, p), repeats=5)
-    scores = score_against_anchors(block, p)
+    batched_s = best_of(lambda: score_against_anchors(block, p, calibration="minmax"), repeats=5)
+    scores = score_against_anchors(block, p, calibration="minmax")  # the reference solves min–max too
 
     m = min(args.baseline_videos, N)
     C = preference_matrices(block, p[:m])

@@ -102,7 +102,7 @@ def main() -> None:
 
         rng = np.random.default_rng(0)
         p = rng.uniform(size=(len(test_paths), args.anchors))
-        t_map = best_of(lambda: score_against_anchors(scorer._C_block, p), args.repeats)
+        t_map = best_of(lambda: score_against_anchors(scorer._C_block, p, anchor_scores=scorer.anchor_scores), args.repeats)
 
     n = len(test_paths)
     print(f"{n} videos x {args.anchors} anchors = {n * args.anchors} comparisons, batch {args.batch_size}, "

@@ -40,7 +40,10 @@ path escaping its root, ...) are listed with their reason in ``skipped-*.jsonl``
 Scale: ``--num-proc`` worker processes; ``--shard-index/--num-shards`` split the inputs across
 machines (each writes its own ``data/<split>-<shard>-of-<n>.parquet`` into one folder or repo).
 Interrupted runs resume: finished sources (kept in ``OUTPUT_DIR/.work``, never uploaded) are not
-rendered again, and the result equals an uninterrupted run.
+rendered again, and the result equals an uninterrupted run. A source that failed for a reason
+that may not last (ffmpeg killed or interrupted, disk full, permission or I/O error) is not
+skipped: it is listed, the command exits 1, and a rerun tries it again. The command also exits 1
+when no pair was made, and 2 for a usage error (unknown type, missing input, ...).
 
 Examples::
 
@@ -54,6 +57,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import os
 import random
@@ -70,10 +74,12 @@ from ssvqa.builder import (
     collect_inputs,
     fingerprint_of,
     input_key,
+    retry_lines,
     run_resumable,
     shard,
 )
 from ssvqa.distortions import CATALOGUE, Variant, render_variants, ssim_many
+from ssvqa.errors import UsageError
 from ssvqa.labels import LEVELS, SIMILAR, level_prob
 from ssvqa.pair_dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
 from ssvqa.video import content_hash, is_within, probe
@@ -106,16 +112,16 @@ class DistortionPairsConfig:
     threads: int = field(default=1, compare=False)
 
     def __post_init__(self):
-        unknown = [t for t in self.types if t not in CATALOGUE]
-        if unknown:
-            raise ValueError(f"unknown distortion type(s) {unknown}; known: {', '.join(CATALOGUE)}")
+        for name in self.types:
+            check_type(name)
         if self.types_per_source < 1:
-            raise ValueError("types_per_source must be >= 1")
+            raise UsageError("types_per_source must be >= 1")
         if self.composed < 0:
-            raise ValueError("composed must be >= 0")
+            raise UsageError("composed must be >= 0")
         for name in self.candidates:
             for level in self.levels:
-                CATALOGUE[name].value(level)  # raises for a level the ladder does not have
+                if not 1 <= level <= CATALOGUE[name].num_levels:
+                    raise UsageError(f"level {level}: {name} has levels 1..{CATALOGUE[name].num_levels} (1 = mildest)")
 
     @property
     def candidates(self) -> list[str]:
@@ -124,6 +130,18 @@ class DistortionPairsConfig:
     def fingerprint(self) -> str:
         settings = {k: v for k, v in asdict(self).items() if k != "threads"}
         return fingerprint_of({"version": RESULT_VERSION, **settings})
+
+
+def check_type(name: str) -> str:
+    """``name`` when it is a distortion of the catalogue; else a UsageError suggesting close
+    names ("unknown distortion type 'blurr' (did you mean gaussian_blur?); known: ...")."""
+    if name in CATALOGUE:
+        return name
+    # Names and their parts ("blur" of gaussian_blur), so a mistyped part finds the whole name.
+    aliases = {alias: known for known in CATALOGUE for alias in (known, *known.split("_"))}
+    close = list(dict.fromkeys(aliases[a] for a in difflib.get_close_matches(name, aliases, n=3, cutoff=0.6)))
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise UsageError(f"unknown distortion type {name!r}{hint}; known: {', '.join(CATALOGUE)}")
 
 
 # --------------------------------------------------------------------------- one source
@@ -284,10 +302,16 @@ class BuildReport:
     shard_index: int = 0
     num_shards: int = 1
     commit_url: str | None = None
+    retry: list[dict[str, Any]] = field(default_factory=list)  # failed for a reason that may not last
 
     @property
     def num_pairs(self) -> int:
         return sum(sum(levels.values()) for levels in self.counts.values())
+
+    @property
+    def complete(self) -> bool:
+        """Pairs were made and no input is left to retry (the command exits 0 only then)."""
+        return self.num_pairs > 0 and not self.retry
 
     def __str__(self) -> str:
         lines = [
@@ -300,7 +324,11 @@ class BuildReport:
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} input(s):")
             lines += [f"  {item['input']}: {item['reason'].splitlines()[0]}" for item in self.skipped]
-        lines.append(f"Dataset: {self.output_dir}  (datasets.load_dataset({str(self.output_dir)!r}))")
+        lines += retry_lines(self.retry)
+        if self.num_pairs:
+            lines.append(f"Dataset: {self.output_dir}  (datasets.load_dataset({str(self.output_dir)!r}))")
+        else:
+            lines.append("error: no pairs were made: no input gave a usable video (see the reasons above)")
         if self.commit_url:
             lines.append(f"Pushed: {self.commit_url}")
         return "\n".join(lines)
@@ -351,7 +379,7 @@ def build_distortion_pairs(
     if isinstance(inputs, (str, Path)):
         if Path(inputs).is_dir() and is_within(output_dir, inputs):
             # Its own outputs would become inputs on the next run.
-            raise ValueError(f"the output folder {output_dir} must not be inside the input folder {inputs}")
+            raise UsageError(f"the output folder {output_dir} must not be inside the input folder {inputs}")
         found = collect_inputs(inputs, work_dir=work_dir, video_column=video_column, shard_index=shard_index, num_shards=num_shards)
     else:
         items = [InputItem(input_key(str(p)), Path(p), str(p)) for p in inputs]
@@ -382,7 +410,7 @@ def build_distortion_pairs(
                     provenance=pair["provenance"],
                 )
             )
-    skipped = sorted([*found.skipped, *mapped.skipped], key=lambda s: s.key)
+    skipped = sorted([*found.skipped, *(s for s in mapped.skipped if s.final)], key=lambda s: s.key)
     arguments = {
         "inputs": [str(p) for p in inputs] if not isinstance(inputs, (str, Path)) else str(inputs),
         "video_column": video_column,
@@ -414,8 +442,9 @@ def build_distortion_pairs(
         seconds=time.monotonic() - start,
         shard_index=shard_index,
         num_shards=num_shards,
+        retry=[s.to_dict() for s in mapped.skipped if not s.final],
     )
-    if push_to_hub:
+    if push_to_hub and report.complete:  # an unfinished shard is pushed by the rerun that finishes it
         from ssvqa.hub import push_folder
 
         report.commit_url = push_folder(
@@ -475,8 +504,20 @@ hash of it decides train or test, so identical sources always share a split.
 # --------------------------------------------------------------------------- command line
 
 
-def _comma_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+def _type_list(text: str) -> list[str]:
+    """``--types``: comma-separated catalogue names, checked now (close names suggested)."""
+    try:
+        return [check_type(part.strip()) for part in text.split(",") if part.strip()]
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _level(text: str) -> int:
+    """``--levels``: a level every ladder has (1..4, 1 = mildest)."""
+    top = min(d.num_levels for d in CATALOGUE.values())
+    if not text.isdigit() or not 1 <= int(text) <= top:
+        raise argparse.ArgumentTypeError(f"{text!r}: levels are 1..{top} (1 = mildest)")
+    return int(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -484,12 +525,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what, how = add_builder_arguments(parser, "what pairs to make")
     what.add_argument(
         "--types",
-        type=_comma_list,
+        type=_type_list,
         default=None,
         help=f"comma-separated distortion types to draw from (default: all): {', '.join(CATALOGUE)}",
     )
     what.add_argument("--types-per-source", type=int, default=3, help="distortion types per source (default: 3)")
-    what.add_argument("--levels", type=int, nargs="+", default=None, help="ladder levels to render (default: all, 1 = mildest)")
+    what.add_argument("--levels", type=_level, nargs="+", default=None, help="ladder levels to render (default: all, 1 = mildest)")
     what.add_argument("--composed", type=int, default=0, help="extra variants per source composing two of its types (default: 0)")
     what.add_argument("--test-fraction", type=float, default=0.2, help="share of contents in the test split (default: 0.2)")
     what.add_argument("--seed", type=int, default=0, help="seeds every random choice (default: 0)")
@@ -504,7 +545,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the command with parsed ``args``; prints the summary."""
+    """Run the command with parsed ``args``; prints the summary.
+
+    Exit status: 0 when pairs were made and no input is left to retry; 1 otherwise (the summary
+    says why: nothing usable, or inputs that failed for a reason that may not last).
+    """
     report = build_distortion_pairs(
         args.inputs,
         args.output_dir,
@@ -520,17 +565,14 @@ def main(args: argparse.Namespace) -> int:
         **builder_kwargs(args),
     )
     print(report)
-    return 0
+    return 0 if report.complete else 1
 
 
 if __name__ == "__main__":
-    # Imported by its package name, so worker processes can find process_source.
-    from dataset_builders.distortion_pairs import add_arguments as _add_arguments, main as _main
+    import sys
 
-    _parser = argparse.ArgumentParser(
-        prog="python -m dataset_builders.distortion_pairs",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_arguments(_parser)
-    raise SystemExit(_main(_parser.parse_args()))
+    from ssvqa.cli import main as _cli_main
+
+    # Through the `ssvqa` entry (errors as one line; the module is imported by its package
+    # name, so worker processes can find process_source).
+    raise SystemExit(_cli_main(["build-distortion-pairs", *sys.argv[1:]]))

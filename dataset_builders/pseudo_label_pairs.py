@@ -3,8 +3,10 @@
 No distortion is applied and no human rated anything: one or more *teachers* score every video,
 and pairs of videos are labelled from those scores (:func:`ssvqa.labels.label_pairs`).
 
-1. **Teachers** (``--teachers``, any of): ``classical`` (:class:`ClassicalAnnotator`, signal
-   measures, no model), ``lmm:MODEL`` (:class:`LMMLevelAnnotator`, a chat video LMM's rating-word
+1. **Teachers** (``--teachers``, any of, space- or comma-separated): ``classical``
+   (:class:`ClassicalAnnotator`, signal measures, no model), ``brisque`` and ``niqe`` (published
+   no-reference image quality models on sampled frames,
+   :mod:`ssvqa.annotators.natural_scene`), ``lmm:MODEL`` (:class:`LMMLevelAnnotator`, a chat video LMM's rating-word
    distribution, zero-shot) and ``ranker:MODEL`` (:class:`RankerAnnotator`, a trained pair ranker
    with its saved ``anchors.json``). Each scores every video with
    :func:`ssvqa.annotators.annotate`, cached by content hash in ``OUTPUT_DIR/.work/annotations``:
@@ -33,6 +35,7 @@ Examples::
 
     ssvqa build-pseudo-pairs videos/ -o pseudo/
     ssvqa build-pseudo-pairs videos/ -o pseudo/ --teachers classical lmm:Qwen/Qwen2.5-VL-7B-Instruct
+    ssvqa build-pseudo-pairs videos/ -o pseudo/ --teachers classical,brisque,niqe
     ssvqa build-pseudo-pairs videos.txt -o pseudo/ --teachers classical ranker:round-1/ --push-to-hub user/pseudo
 """
 
@@ -47,13 +50,14 @@ from typing import Any, Sequence
 from ssvqa.annotators.base import annotate
 from ssvqa.annotators.external import ExternalScores
 from ssvqa.builder import InputItem, Inputs, Skipped, add_builder_arguments, builder_kwargs, collect_inputs, input_key, shard
+from ssvqa.errors import UsageError
 from ssvqa.labels import LEVELS, NORMALISATIONS, LevelThresholds, label_pairs
 from ssvqa.pair_dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
 from ssvqa.video import content_hash, is_within
 
 
 def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker_options: dict[str, Any] | None = None):
-    """A teacher from its command-line spelling: ``classical``, ``lmm:MODEL`` or ``ranker:MODEL``.
+    """A teacher from its command-line spelling: ``classical``, ``brisque``, ``niqe``, ``lmm:MODEL`` or ``ranker:MODEL``.
 
     >>> make_teacher("classical").name
     'classical'
@@ -63,6 +67,10 @@ def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker
         from ssvqa.annotators.classical import ClassicalAnnotator
 
         return ClassicalAnnotator()
+    if kind in ("brisque", "niqe") and not target:
+        from ssvqa.annotators.natural_scene import BrisqueAnnotator, NiqeAnnotator
+
+        return BrisqueAnnotator() if kind == "brisque" else NiqeAnnotator()
     if kind == "lmm" and target:
         from ssvqa.annotators.lmm import LMMLevelAnnotator
 
@@ -71,7 +79,7 @@ def make_teacher(spec: str, *, lmm_options: dict[str, Any] | None = None, ranker
         from ssvqa.annotators.ranker import RankerAnnotator
 
         return RankerAnnotator.from_pretrained(target, **(ranker_options or {}))
-    raise ValueError(f"unknown teacher {spec!r}: use classical, lmm:MODEL or ranker:MODEL")
+    raise UsageError(f"unknown teacher {spec!r}: use classical, brisque, niqe, lmm:MODEL or ranker:MODEL")
 
 
 @dataclass
@@ -113,7 +121,10 @@ class PseudoPairsReport:
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} input(s):")
             lines += [f"  {item['input']}: {item['reason'].splitlines()[0]}" for item in self.skipped]
-        lines.append(f"Dataset: {self.output_dir}  (datasets.load_dataset({str(self.output_dir)!r}))")
+        if self.num_pairs:
+            lines.append(f"Dataset: {self.output_dir}  (datasets.load_dataset({str(self.output_dir)!r}))")
+        else:
+            lines.append("error: no pairs were made: fewer than two usable videos (see the reasons above)")
         if self.commit_url:
             lines.append(f"Pushed: {self.commit_url}")
         return "\n".join(lines)
@@ -148,8 +159,9 @@ def build_pseudo_pairs(
     """Build this shard of a pseudo-label pair dataset into ``output_dir`` (see the module doc).
 
     ``inputs`` is anything :func:`ssvqa.builder.collect_inputs` reads, or a list of video paths.
-    ``teachers`` are specs (``"classical"``, ``"lmm:MODEL"``, ``"ranker:MODEL"``) or ready
-    annotators; ``external_teachers`` are external teachers (``"NAME=FILE_OR_HUB_DATASET"`` or
+    ``teachers`` are specs (``"classical"``, ``"brisque"``, ``"niqe"``, ``"lmm:MODEL"``,
+    ``"ranker:MODEL"``; ``"brisque,niqe"`` names two) or ready annotators; ``external_teachers``
+    are external teachers (``"NAME=FILE_OR_HUB_DATASET"`` or
     :class:`~ssvqa.annotators.external.ExternalScores`). ``reference`` names the teacher the
     others are aligned to (``normalisation="logistic"``; default: the first). Pairs are made
     among this shard's videos only.
@@ -161,16 +173,17 @@ def build_pseudo_pairs(
     start = time.monotonic()
     output_dir = Path(output_dir)
     work_dir = Path(work_dir) if work_dir is not None else output_dir / ".work"
+    teachers = [part for t in teachers for part in (t.split(",") if isinstance(t, str) else [t]) if part != ""]
     if not teachers and not external_teachers:
-        raise ValueError("need at least one teacher")
+        raise UsageError("need at least one teacher (--teachers or --teacher-scores)")
     annotators = [make_teacher(t) if isinstance(t, str) else t for t in teachers]
     external = [ExternalScores.from_spec(t) if isinstance(t, str) else t for t in external_teachers]
     names = [a.name for a in annotators] + [e.name for e in external]
     if len(set(names)) != len(names):
-        raise ValueError(f"teacher names must differ, got {names} (give one a name=)")
+        raise UsageError(f"teacher names must differ, got {names} (give one a name=)")
     if isinstance(inputs, (str, Path)):
         if Path(inputs).is_dir() and is_within(output_dir, inputs):
-            raise ValueError(f"the output folder {output_dir} must not be inside the input folder {inputs}")
+            raise UsageError(f"the output folder {output_dir} must not be inside the input folder {inputs}")
         found = collect_inputs(inputs, work_dir=work_dir, video_column=video_column, shard_index=shard_index, num_shards=num_shards)
     else:
         items = [InputItem(input_key(str(p)), Path(p), str(p)) for p in inputs]
@@ -274,7 +287,7 @@ def build_pseudo_pairs(
         num_shards=num_shards,
         unknown_videos=unknown,
     )
-    if push_to_hub and writer:
+    if push_to_hub and writer and report.num_pairs:
         from ssvqa.hub import push_folder
 
         report.commit_url = push_folder(
@@ -324,9 +337,10 @@ sampled, {counts.get('dropped_disagreement', 0)} dropped for teacher disagreemen
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options (shared by ``ssvqa build-pseudo-pairs`` and ``python -m``)."""
     what, how = add_builder_arguments(parser, "teachers and labels")
-    what.add_argument("--teachers", nargs="*", default=["classical"],
-                      help="classical, lmm:MODEL (zero-shot chat video LMM), ranker:MODEL (trained ranker with "
-                      "anchors.json); default: classical")
+    what.add_argument("--teachers", nargs="*", default=["classical"], type=_teacher_spec,
+                      help="classical, brisque, niqe (no-reference image quality models on sampled frames), "
+                      "lmm:MODEL (zero-shot chat video LMM), ranker:MODEL (trained ranker with anchors.json); "
+                      "space- or comma-separated; default: classical")
     what.add_argument("--teacher-scores", nargs="+", default=[], metavar="NAME=PATH_OR_REPO",
                       help="external teachers: a score file (CSV/JSON/Parquet of video,score) or a Hub dataset per "
                       "teacher, e.g. dover=dover_scores.csv")
@@ -347,8 +361,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--batch-size", type=int, default=8, help="videos per teacher call (default: 8)")
 
 
+def _teacher_spec(text: str) -> str:
+    """``--teachers``: classical, brisque, niqe, lmm:MODEL or ranker:MODEL (or several, comma-
+    separated), with MODEL an existing folder or a Hub id (checked when parsing, so a mistyped
+    path fails at once)."""
+    from ssvqa.hub import local_or_hub_id
+
+    for spec in text.split(","):
+        kind, _, target = spec.partition(":")
+        try:
+            if not (kind in ("classical", "brisque", "niqe") and not target) and not (kind in ("lmm", "ranker") and target):
+                raise UsageError(f"unknown teacher {spec!r}: use classical, brisque, niqe, lmm:MODEL or ranker:MODEL")
+            if target:
+                local_or_hub_id(target, "model folder")
+        except UsageError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the command with parsed ``args``; prints the summary."""
+    """Run the command with parsed ``args``; prints the summary.
+
+    Exit status: 0 when pairs were made; 1 when none were (the summary says why)."""
     report = build_pseudo_pairs(
         args.inputs,
         args.output_dir,
@@ -365,16 +399,12 @@ def main(args: argparse.Namespace) -> int:
         **builder_kwargs(args),
     )
     print(report)
-    return 0
+    return 0 if report.num_pairs else 1
 
 
 if __name__ == "__main__":
-    from dataset_builders.pseudo_label_pairs import add_arguments as _add_arguments, main as _main
+    import sys
 
-    _parser = argparse.ArgumentParser(
-        prog="python -m dataset_builders.pseudo_label_pairs",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_arguments(_parser)
-    raise SystemExit(_main(_parser.parse_args()))
+    from ssvqa.cli import main as _cli_main
+
+    raise SystemExit(_cli_main(["build-pseudo-pairs", *sys.argv[1:]]))

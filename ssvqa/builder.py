@@ -24,12 +24,14 @@ A builder turns input videos into pairs. Three things do not depend on how pairs
 
        work_dir/done/<key>.json       the worker's JSON result (written last, atomically)
        work_dir/items/<key>/          the files the worker wrote for that input
-       work_dir/skipped/<key>.json    why an input failed
+       work_dir/skipped/<key>.json    why an input is unusable (a content error: final)
        work_dir/inputs/<key>.<ext>    videos materialised from dataset rows
        work_dir/tmp/<key>.<random>/   an attempt in progress (moved to items/ when it succeeds)
 
    A rerun after an interruption (even ``kill -9``) redoes only what has no ``done`` record, so
-   its result equals an uninterrupted run. A record is reused only for the same input file (size
+   its result equals an uninterrupted run. Transient failures (a killed ffmpeg, a full disk, a
+   permission or I/O error: :class:`~ssvqa.errors.TransientError`, or an ``OSError`` such as
+   ENOSPC) and unexpected errors are reported but never recorded, so a rerun tries them again. A record is reused only for the same input file (size
    and modification time) and the same ``fingerprint`` (the builder's settings). Results are
    sorted by key, never by finishing time.
 """
@@ -37,6 +39,7 @@ A builder turns input videos into pairs. Three things do not depend on how pairs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -44,13 +47,15 @@ import os
 import re
 import secrets
 import shutil
+import signal
+import threading
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from ssvqa.errors import VideoError
+from ssvqa.errors import TRANSIENT_ERRNOS, InputNotFoundError, TransientError, UsageError, VideoError
 from ssvqa.video import VIDEO_EXTENSIONS, is_within, list_videos
 
 T = TypeVar("T")
@@ -67,8 +72,9 @@ class InputItem:
 
 @dataclass(frozen=True)
 class Skipped:
-    """An input that gives no pairs, and why. ``final`` is False for unexpected errors, which a
-    rerun tries again (a bad video stays bad; a crash may have been transient)."""
+    """An input that gives no pairs, and why. ``final`` is False for transient failures (a killed
+    ffmpeg, a full disk, a permission error) and unexpected errors, which a rerun tries again (a
+    bad video stays bad; those may not last)."""
 
     key: str
     input: str
@@ -107,7 +113,7 @@ def shard(items: Sequence[T], index: int, num: int, key: Callable[[T], str] = la
     ['b', 'd']
     """
     if num < 1 or not 0 <= index < num:
-        raise ValueError(f"shard index must be within 0..num_shards-1, got {index} of {num}")
+        raise UsageError(f"shard index must be within 0..num_shards-1, got {index} of {num}")
     return [item for i, item in enumerate(sorted(items, key=key)) if i % num == index]
 
 
@@ -143,7 +149,8 @@ def collect_inputs(
         shard_index, num_shards: keep only this shard of the inputs (:func:`shard`).
 
     Raises:
-        FileNotFoundError: ``spec`` is neither a local path nor a loadable dataset.
+        InputNotFoundError: ``spec`` is neither a local path nor a loadable dataset (a
+            ``FileNotFoundError``).
         ValueError: a dataset has no column ``video_column``.
     """
     path = Path(spec)
@@ -162,7 +169,7 @@ def collect_inputs(
     elif path.is_file():
         entries = _list_file_entries(path)
     elif path.exists():
-        raise FileNotFoundError(f"{spec}: not a file or folder of videos")
+        raise InputNotFoundError(f"{spec}: not a file or folder of videos")
     else:
         dataset, root = _load_dataset(str(spec)), None
     if dataset is not None:
@@ -198,12 +205,13 @@ def _load_dataset(spec: str):
     """``datasets.load_dataset(spec)``; a failure says what was tried, not only the Hub's error."""
     import datasets
 
-    if not Path(spec).exists() and (spec.startswith((".", "/", "~")) or spec.count("/") > 1):
-        raise FileNotFoundError(f"{spec}: no such file or folder (and not a Hub dataset id like 'owner/name')")
+    from ssvqa.hub import local_or_hub_id
+
+    local_or_hub_id(spec)  # a mistyped local path fails now, not after a wait for the Hub
     try:
         return datasets.load_dataset(spec)
     except Exception as err:  # noqa: BLE001  (the Hub client raises many kinds; all mean "cannot load")
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{spec}: not a folder of videos, a list file or a video, and loading it as a dataset failed: "
             f"{type(err).__name__}: {err}"
         ) from err
@@ -361,31 +369,55 @@ def run_resumable(
             todo.append(item)
 
     attempts = {item.key: _attempt_dir(work_dir, item) for item in todo}
+    retry: dict[str, str] = {}  # key -> reason of this run's non-final failures (never recorded)
     with tqdm(total=len(items), initial=reused, desc=desc, unit="video", dynamic_ncols=True) as bar:
         if num_proc <= 1:
             for item in todo:
                 outcome = _run_one(worker, item, attempts[item.key])
-                _record(work_dir, item, fingerprint, attempts[item.key], outcome)
+                _record(work_dir, item, fingerprint, attempts[item.key], outcome, retry)
                 bar.update(1)
         else:
             context = multiprocessing.get_context("spawn")  # fork is unsafe once torch threads exist
+            others = set(multiprocessing.active_children())
             with ProcessPoolExecutor(max_workers=num_proc, mp_context=context) as pool:
-                futures = {pool.submit(_run_one, worker, item, attempts[item.key]): item for item in todo}
-                for future in as_completed(futures):
-                    item = futures[future]
-                    _record(work_dir, item, fingerprint, attempts[item.key], future.result())
-                    bar.update(1)
+                with _sigint_ignored():  # workers (spawned by submit) leave Ctrl-C to this process
+                    futures = {pool.submit(_run_one, worker, item, attempts[item.key]): item for item in todo}
+                try:
+                    for future in as_completed(futures):
+                        item = futures[future]
+                        _record(work_dir, item, fingerprint, attempts[item.key], future.result(), retry)
+                        bar.update(1)
+                except BaseException:  # Ctrl-C: stop the workers now; a rerun does what they had
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for child in set(multiprocessing.active_children()) - others:
+                        child.terminate()
+                    raise
 
     finished, skipped = [], []
     for item in items:
+        if item.key in retry:
+            skipped.append(Skipped(item.key, item.name, retry[item.key], final=False))
+            continue
         record = _load_record(work_dir, item, fingerprint)
-        if record is None:  # a non-final failure of this very run
-            record = json.loads((work_dir / "skipped" / f"{item.key}.json").read_text())
         if "result" in record:
             finished.append(Finished(item, record["result"], work_dir / "items" / item.key))
         else:
             skipped.append(Skipped(item.key, item.name, record["reason"], record["final"]))
     return MapResult(finished, skipped, ran=len(todo), reused=reused)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while worker processes start (they inherit it), so a Ctrl-C reaches only
+    this process, which stops cleanly, instead of printing a traceback from every worker."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _attempt_dir(work_dir: Path, item: InputItem) -> Path:
@@ -402,21 +434,30 @@ def _attempt_dir(work_dir: Path, item: InputItem) -> Path:
 
 def _run_one(worker: Worker, item: InputItem, out_dir: Path) -> tuple[str, Any]:
     """Run the worker in a fresh folder; turn failures into (kind, reason). Runs in the pool."""
-    out_dir.mkdir(parents=True)
     try:
+        out_dir.mkdir(parents=True)
         result = worker(item, out_dir)
         json.dumps(result)  # fail here, with the input's name, if it is not JSON-serialisable
         return "done", result
     except VideoError as err:
         return "video", err.reason
+    except TransientError as err:
+        return "transient", err.reason
     except Exception as err:  # noqa: BLE001  (reported in the manifest; the run goes on)
+        if isinstance(err, OSError) and err.errno in TRANSIENT_ERRNOS:  # full disk, permissions, I/O
+            return "transient", f"{type(err).__name__}: {err}"
         return "error", f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}"
 
 
-def _record(work_dir: Path, item: InputItem, fingerprint: str, tmp: Path, outcome: tuple[str, Any]) -> None:
+def _record(work_dir: Path, item: InputItem, fingerprint: str, tmp: Path, outcome: tuple[str, Any], retry: dict) -> None:
     """Persist one outcome. Files move into place before the ``done`` record is written, so a
-    ``done`` record always means complete files."""
+    ``done`` record always means complete files. A failure that may not last goes into ``retry``
+    only: nothing is written for it (the disk may be full), and a rerun tries the input again."""
     kind, value = outcome
+    if kind not in ("done", "video"):
+        shutil.rmtree(tmp, ignore_errors=True)
+        retry[item.key] = value
+        return
     files = work_dir / "items" / item.key
     shutil.rmtree(files, ignore_errors=True)
     record = {"fingerprint": fingerprint, "input": item.name, "input_stat": _stat(item.path)}
@@ -428,7 +469,7 @@ def _record(work_dir: Path, item: InputItem, fingerprint: str, tmp: Path, outcom
     else:
         shutil.rmtree(tmp, ignore_errors=True)
         (work_dir / "done" / f"{item.key}.json").unlink(missing_ok=True)
-        record.update(reason=value, final=kind == "video")
+        record.update(reason=value, final=True)
         _atomic_write_json(work_dir / "skipped" / f"{item.key}.json", record)
 
 
@@ -470,6 +511,7 @@ def add_builder_arguments(parser: argparse.ArgumentParser, what_title: str):
     publishing. Returns the ``(what, how)`` argument groups for the builder's own options."""
     parser.add_argument(
         "inputs",
+        type=_input_spec,
         help="a folder of videos, a list file (one path per line, relative to the list's folder), "
         "a video file, a dataset folder, or a Hub dataset id with a Video column",
     )
@@ -477,13 +519,49 @@ def add_builder_arguments(parser: argparse.ArgumentParser, what_title: str):
     parser.add_argument("--video-column", default="video", help="the Video column of a dataset input (default: video)")
     what = parser.add_argument_group(what_title)
     how = parser.add_argument_group("how to run")
-    how.add_argument("--shard-index", type=int, default=0, help="this machine's shard, 0-based (default: 0)")
-    how.add_argument("--num-shards", type=int, default=1, help="machines sharing the inputs (default: 1)")
+    how.add_argument("--shard-index", type=_count(0), default=0, help="this machine's shard, 0-based (default: 0)")
+    how.add_argument("--num-shards", type=_count(1), default=1, help="machines sharing the inputs (default: 1)")
     how.add_argument(
         "--work-dir", default=None, help="resumable work folder and caches (default: OUTPUT_DIR/.work, never uploaded)"
     )
     add_publishing_arguments(parser)
     return what, how
+
+
+def _input_spec(text: str) -> str:
+    """The builders' ``inputs``: an existing path or a Hub dataset id, checked when parsing."""
+    from ssvqa.hub import local_or_hub_id
+
+    try:
+        return local_or_hub_id(text)
+    except InputNotFoundError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= {minimum}")
+        return value
+
+    return parse
+
+
+def retry_lines(retry: Sequence[dict[str, Any]]) -> list[str]:
+    """The summary lines of inputs that failed for a reason that may not last (see
+    :func:`run_resumable`); empty when there are none."""
+    if not retry:
+        return []
+    lines = [f"error: {len(retry)} input(s) failed for a reason that may not last; they are not recorded as skipped:"]
+    lines += [f"  {item['input']}: {item['reason'].splitlines()[0]}" for item in retry]
+    lines.append("Rerun the same command to retry them (finished inputs are reused).")
+    return lines
 
 
 def add_publishing_arguments(parser: argparse.ArgumentParser, private_help: str = "create the Hub repo private") -> None:

@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from ssvqa.errors import TRANSIENT_ERRNOS, SsvqaError, UsageError
+
 # name -> (module, one-line summary for `ssvqa --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-corpus": ("ssvqa.corpus", "make a corpus of synthetic source clips (no downloads)"),
@@ -55,13 +57,36 @@ def command_parser(name: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``ssvqa`` console script."""
+    """Entry point of the ``ssvqa`` console script.
+
+    Ordinary mistakes end with one line on stderr, never a traceback. Exit status: 2 for a
+    usage error (bad option, missing input: argparse's and :class:`~ssvqa.errors.UsageError`),
+    1 for any other expected failure (:class:`~ssvqa.errors.SsvqaError`, a full disk or a
+    permission error), 130 on Ctrl-C; otherwise the command's own status.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
-    # Only the command name is parsed here (or --help/--version); its own parser reads the rest.
-    top = build_parser().parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
-    parser, module = command_parser(top.command)
-    args = parser.parse_args(argv[1:])
-    return int(module.main(args) or 0)
+    prog = "ssvqa"
+    try:
+        # Only the command name is parsed here (or --help/--version); its own parser reads the rest.
+        top = build_parser().parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
+        prog = f"ssvqa {top.command}"
+        parser, module = command_parser(top.command)
+        args = parser.parse_args(argv[1:])
+        return int(module.main(args) or 0)
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except UsageError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except SsvqaError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if err.errno not in TRANSIENT_ERRNOS:
+            raise  # a bug or an unexpected failure: its traceback is what a report needs
+        print(f"{prog}: error: {err}; rerun the same command when it is fixed (finished work is kept)", file=sys.stderr)
+        return 1
 
 
 def _version() -> str:

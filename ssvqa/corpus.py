@@ -362,6 +362,7 @@ def make_graded_pool(
     *,
     types: Sequence[str],
     versions_per_source: int = 3,
+    levels: Sequence[int] | None = None,
     seed: int = 0,
     max_pixels: int | None = 160 * 120,
     threads: int = 1,
@@ -374,6 +375,9 @@ def make_graded_pool(
     ``quality.csv`` (``name,mos,distortion,level,content``; ``content`` is the source's file name)
     holds it, with ``mos = 100 * (1 - level / 4)``,
     so the folder loads as a benchmark with :func:`ssvqa.benchmarks.load_labelled_folder`.
+    With ``levels``, each source instead gets one version at a chosen level (the ``i``-th source in
+    sorted order at ``levels[i]``; its type is still drawn): e.g. anchors that span the quality
+    range across several contents and types.
     Across types a level means a similar SSIM loss (the ladders are calibrated that way, see
     :mod:`ssvqa.distortions`), which is what makes one quality scale for the whole pool.
 
@@ -381,6 +385,8 @@ def make_graded_pool(
     """
     from ssvqa.distortions import CATALOGUE, Variant, render_variants
 
+    if levels is not None and (len(levels) != len(sources) or not all(0 <= level <= 4 for level in levels)):
+        raise ValueError(f"levels must give one level 0-4 per source ({len(sources)}), got {list(levels)}")
     if not 1 <= versions_per_source <= 5:
         raise ValueError(f"versions_per_source must be within 1..5 (levels 0-4), got {versions_per_source}")
     unknown = [t for t in types if t not in CATALOGUE]
@@ -394,11 +400,11 @@ def make_graded_pool(
     rng = random.Random(seed)
     rows = []
     for index, source in enumerate(sorted(Path(s) for s in sources)):
-        levels = rng.sample(range(5), versions_per_source)
-        variants = [Variant(()) if level == 0 else Variant(((rng.choice(list(types)), level),)) for level in levels]
+        chosen = [levels[index]] if levels is not None else rng.sample(range(5), versions_per_source)
+        variants = [Variant(()) if level == 0 else Variant(((rng.choice(list(types)), level),)) for level in chosen]
         work = out_dir / ".work" / f"{index:04d}"
         rendered = render_variants(source, variants, work, seed=seed + index, max_pixels=max_pixels, threads=threads)
-        for variant, level, path in zip(variants, levels, rendered):
+        for variant, level, path in zip(variants, chosen, rendered):
             # an opaque name: the content's index and a hash of the recipe, not the recipe itself
             tag = hashlib.sha256(f"{seed}/{index}/{variant.name}".encode()).hexdigest()[:10]
             name = f"{index:04d}-{tag}.mp4"

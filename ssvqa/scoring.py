@@ -17,8 +17,9 @@ The procedure (the paper's released code, after Compare2Score)
        ŝ = argmax_s  Σ_ij C_ij log σ(s_i − s_j) − ½ Σ_i s_i²,
 
    are found *exactly* by Newton's method (:func:`bt_map`).
-5. score = 100 · (ŝ_test − min ŝ) / (max ŝ − min ŝ), min and max over that video's own K+1
-   solution (:func:`map_scores`, :func:`score_against_anchors`).
+5. ŝ_test becomes a 0–100 score by a monotone calibration (:func:`calibrate`,
+   :func:`score_against_anchors`), by default a logistic fitted to the anchors (below); the
+   paper's min–max rule is kept as ``calibration="minmax"``.
 
 Convention of the preference matrix
 -----------------------------------
@@ -46,15 +47,39 @@ unique maximiser, and Newton's method converges to machine precision in a handfu
 backtracking line search keeps every step an ascent step). A fixed count of Adam steps, as some
 released code does, stops at an arbitrary distance from the optimum instead.
 
-How the 0–100 score reads across videos
----------------------------------------
-Every test video gets its own K+1 solution (the test video pulls a little on the anchors), and the
-paper's rule normalises by that solution's own min and max. The anchors span the quality range,
-so min and max are nearly always the worst and best anchors and the score says where the video
-sits between them: 0 = at or below the worst anchor, 100 = at or above the best one. Scores
-therefore saturate outside the anchors' range, which is why :func:`select_anchors` takes anchors
-from the whole range. When all K+1 solutions are equal (no preference information at all) the
-score is 50, not NaN.
+How the 0–100 score reads across videos: the calibration
+--------------------------------------------------------
+Every test video gets its own K+1 solution (the test video pulls a little on the anchors). In that
+solution the anchors have latent scores ŝ_1..ŝ_K and known scores y_1..y_K, and the calibration
+maps ŝ_test through a curve fitted to those K points.
+
+``calibration="logistic"`` (the default)::
+
+    score = 100 · σ(a · ŝ_test + b),    a > 0,
+
+where (a, b) is the least-squares line through the K points (ŝ_k, logit(ỹ_k)), with
+ỹ_k = clip(y_k / 100, ε, 1 − ε), ε = :data:`CALIBRATION_EPSILON` (1 %), so anchors known as 0 or
+100 pull towards 1 or 99 instead of infinity. The fit is exact for K = 2 and a plain two-parameter
+regression for any larger K. The curve is strictly increasing and never reaches 0 or 100, so a
+video better than the best anchor scores above that anchor (not a clamped 100), and distinct latent
+scores give distinct 0–100 scores. Because the BT prior keeps the latent scores within a few units,
+``a · ŝ`` stays far from the range where σ rounds to exactly 0 or 1 in float64.
+
+*Fallback.* When the fit has no usable positive slope — the anchors' latent scores are all equal
+(the ranker expresses no preference), all known scores are equal, or the ranker orders the anchors
+against their known scores (slope ≤ 0) — the curve is ``a = 1`` (one latent unit = one unit of
+logit score; BT latent differences are log-odds) through the point (mean ŝ_k, logit(mean ỹ_k)).
+It is still strictly increasing, so scores still rank the videos; a trained ranker never needs it.
+
+``calibration="minmax"`` (the paper's released code)::
+
+    score = 100 · (ŝ_test − min ŝ) / (max ŝ − min ŝ)
+
+min and max over the video's own K+1 solution. The anchors span the quality range, so min and max
+are nearly always the worst and best anchors: 0 = at or below the worst anchor, 100 = at or above
+the best one. Scores saturate outside the anchors' range (and then tie). When all K+1 solutions
+are equal (no preference information at all) the score is 50, not NaN. Use it to compare with the
+paper's figures.
 """
 
 from __future__ import annotations
@@ -205,19 +230,79 @@ def preference_matrices(anchor_block, p_test_over_anchors, *, anchor_first: bool
     return C
 
 
-def score_against_anchors(anchor_block, p_test_over_anchors, anchor_first: bool = True, *, p_mirrored=None) -> np.ndarray:
+CALIBRATIONS = ("logistic", "minmax")
+CALIBRATION_EPSILON = 0.01
+
+
+def calibrate(latent, anchor_latent, anchor_scores) -> np.ndarray:
+    """0–100 scores of latent scores by the logistic calibration of the module doc.
+
+    ``latent`` has shape ``(N,)`` and ``anchor_latent`` ``(N, K)``: row n holds the anchors' latent
+    scores of the problem that ``latent[n]`` comes from (one K+1 solution per video), or ``(K,)``
+    when every latent score shares one solution. ``anchor_scores`` are the anchors' known 0–100
+    scores, ``(K,)``. Strictly increasing in ``latent`` for each row.
+
+    >>> calibrate([-1.0, 0.0, 1.0, 2.0], [-1.0, 1.0], [20.0, 80.0]).round(1)  # exact fit, then beyond
+    array([20. , 50. , 80. , 94.1])
+    """
+    x = np.atleast_2d(np.asarray(anchor_latent, dtype=np.float64))
+    latent = np.asarray(latent, dtype=np.float64).ravel()
+    y = np.asarray(anchor_scores, dtype=np.float64).ravel()
+    K = y.size
+    if K < 2 or x.shape[-1] != K:
+        raise ValueError(f"need at least 2 anchors with one latent score each, got {x.shape[-1]} latent and {K} known scores")
+    if x.shape[0] == 1:
+        x = np.broadcast_to(x, (latent.size, K))
+    if x.shape[0] != latent.size:
+        raise ValueError(f"anchor_latent has {x.shape[0]} rows for {latent.size} latent scores")
+    if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(latent).all()):
+        raise ValueError("latent and anchor scores must be finite")
+    target = np.clip(y / 100.0, CALIBRATION_EPSILON, 1.0 - CALIBRATION_EPSILON)
+    z = np.log(target / (1.0 - target))  # logit of the known scores, shape (K,)
+    xc = x - x.mean(axis=1, keepdims=True)
+    sxx = (xc * xc).sum(axis=1)
+    sxz = xc @ (z - z.mean())
+    # A slope needs spread in the latent scores and a positive covariance; else the fallback a = 1.
+    usable = (sxx > 1e-12 * np.maximum(1.0, (x * x).sum(axis=1))) & (sxz > 0)
+    slope = np.where(usable, sxz / np.where(usable, sxx, 1.0), 1.0)
+    centre = np.where(usable, z.mean(), _logit(target.mean()))
+    logits = slope * (latent - x.mean(axis=1)) + centre
+    return 100.0 * _sigmoid(logits)
+
+
+def score_against_anchors(
+    anchor_block,
+    p_test_over_anchors,
+    anchor_first: bool = True,
+    *,
+    p_mirrored=None,
+    anchor_scores=None,
+    calibration: str = "logistic",
+) -> np.ndarray:
     """0–100 scores of N test videos from their comparisons with the K anchors, ``(N,)``.
 
     Each video's MAP problem is independent given the stored anchor block, so all N are solved in
     one batched Newton run (about 1000 videos in a few milliseconds; ``bench/bench_map.py``).
-    Arguments as in :func:`preference_matrices`.
+    Arguments as in :func:`preference_matrices`; ``calibration`` is ``"logistic"`` (default: needs
+    the anchors' known ``anchor_scores``, extrapolates beyond them without clamping) or
+    ``"minmax"`` (the paper's rule); see the module doc.
 
     >>> block = anchor_matrix([[np.nan, 0.9], [0.1, np.nan]])  # anchor 1 beats anchor 0
-    >>> score_against_anchors(block, [[0.7, 0.3], [0.99, 0.9]]).round(1)  # between, then above both
+    >>> p = [[0.7, 0.3], [0.99, 0.9]]  # a video between the anchors, then one above both
+    >>> score_against_anchors(block, p, anchor_scores=[20, 80]).round(1)
+    array([50. , 98.5])
+    >>> score_against_anchors(block, p, calibration="minmax").round(1)
     array([ 50., 100.])
     """
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
     C = preference_matrices(anchor_block, p_test_over_anchors, anchor_first=anchor_first, p_mirrored=p_mirrored)
-    return map_scores(C)[:, -1]
+    s = bt_map(C)
+    if calibration == "minmax":
+        return _to_0_100(s)[:, -1]
+    if anchor_scores is None:
+        raise ValueError('calibration="logistic" needs the anchors\' known scores: pass anchor_scores=')
+    return calibrate(s[:, -1], s[:, :-1], anchor_scores)
 
 
 def select_anchors(mos, std=None, k: int = 5) -> np.ndarray:
@@ -334,6 +419,10 @@ def _line_search(C: np.ndarray, s: np.ndarray, grad: np.ndarray, step: np.ndarra
     return new
 
 
+def _logit(p):
+    return np.log(p / (1.0 - p))
+
+
 def _to_0_100(s: np.ndarray) -> np.ndarray:
     low = s.min(axis=-1, keepdims=True)
     span = s.max(axis=-1, keepdims=True) - low
@@ -344,7 +433,9 @@ def _to_0_100(s: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "CALIBRATIONS",
     "anchor_matrix",
+    "calibrate",
     "bt_map",
     "map_scores",
     "preference_from_logits",

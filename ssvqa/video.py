@@ -1,7 +1,8 @@
 """Video I/O: probe metadata, decode sampled frames (torchcodec), resize for model input.
 
 Every failure to read a video raises :class:`ssvqa.errors.VideoError`, which names the file and
-the reason (0-byte file, not a video, audio only, truncated or corrupt).
+the reason (0-byte file, not a video, audio only, truncated or corrupt), or, when the file cannot
+be opened for a reason that may not last (permission, I/O error), :class:`~ssvqa.errors.TransientError`.
 
 Frame sampling. ``decode_frames(path, num_frames=8)`` returns exactly ``num_frames`` frames
 sampled uniformly over the whole video. When the video has fewer frames than asked, frames are
@@ -13,6 +14,7 @@ second of presentation time instead (at least one frame; capped by ``max_frames`
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import os
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ssvqa.errors import VideoError
+from ssvqa.errors import TRANSIENT_ERRNOS, TransientError, VideoError
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".y4m", ".flv")
 
@@ -63,12 +65,15 @@ def _open(source: VideoSource, num_threads: int = 1, name: str | None = None):
         target = bytes(source)
     else:
         path = Path(source)
-        if not path.exists():
-            raise VideoError(path, "file does not exist")
-        if path.is_dir():
-            raise VideoError(path, "is a directory, not a video file")
+        if (reason := unusable_reason(path)) is not None:
+            raise VideoError(path, reason)
         if path.stat().st_size == 0:
             raise VideoError(path, "0-byte file")
+        try:  # a permission or I/O error says nothing about the video: the decoder would call it corrupt
+            os.close(os.open(path, os.O_RDONLY))
+        except OSError as err:
+            kind = TransientError if err.errno in TRANSIENT_ERRNOS else VideoError
+            raise kind(path, f"cannot be read: {err.strerror or err}") from err
         target = str(path)
     try:
         # "exact" scans the file once: frame counts and timestamps come from the content, not
@@ -224,14 +229,38 @@ def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def list_videos(folder: str | Path) -> list[Path]:
-    """Video files under ``folder`` (recursive, by extension), sorted for determinism.
+    """Entries under ``folder`` named like videos (recursive, by extension), sorted for determinism.
 
-    Zero-byte and odd files are *included*: callers decide and report what is unusable.
+    Zero-byte and odd files are *included*, and so are entries that are not files at all (a
+    folder named ``x.mp4``, a symlink loop, a broken symlink): callers report each unusable one
+    with its reason (:func:`unusable_reason`) instead of dropping it silently.
     """
     folder = Path(folder)
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not _hidden(p, folder)
-    )
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and not _hidden(p, folder))
+
+
+def unusable_reason(path: str | Path) -> str | None:
+    """Why ``path`` cannot be opened as a video file, or None when it is a regular file.
+
+    >>> unusable_reason("/nonexistent/clip.mp4")
+    'file does not exist'
+    """
+    path = Path(path)
+    try:
+        path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symlink loop (the link points back to itself)"
+        if path.is_symlink():
+            return f"broken symlink (its target {os.readlink(path)} does not exist)"
+        if err.errno == errno.ENOENT:
+            return "file does not exist"
+        return f"cannot be read: {err.strerror or err}"
+    if path.is_dir():
+        return "is a directory, not a video file"
+    if not path.is_file():
+        return "not a regular file"
+    return None
 
 
 def _hidden(path: Path, root: Path) -> bool:

@@ -132,3 +132,14 @@ def test_graded_pool_hides_a_known_quality_and_is_made_once(clips, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "pool").iterdir()} == stamps
     with pytest.raises(ValueError, match="versions_per_source"):
         make_graded_pool(clips[:1], tmp_path / "bad", types=["exposure"], versions_per_source=6)
+
+
+def test_graded_pool_with_chosen_levels_gives_one_version_per_content(clips, tmp_path):
+    from ssvqa.corpus import make_graded_pool
+
+    table = make_graded_pool(clips[:3], tmp_path / "anchors", types=["exposure", "noise"], levels=[0, 2, 4], seed=0)
+    rows = [line.split(",") for line in table.read_text().splitlines()[1:]]
+    assert sorted(int(level) for _, _, _, level, _ in rows) == [0, 2, 4]
+    assert len({content for *_, content in rows}) == 3
+    with pytest.raises(ValueError, match="one level 0-4 per source"):
+        make_graded_pool(clips[:2], tmp_path / "bad", types=["exposure"], levels=[0])

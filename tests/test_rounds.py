@@ -29,7 +29,9 @@ TINY = ROOT / "recipes" / "tiny" / "round.yaml"
 OVERRIDES = [
     "--corpus_clips", "4", "--pool_clips", "4", "--heldout_clips", "3", "--max_steps", "3", "--first_round_max_steps", "3",
     "--save_steps", "2", "--tiny_model", "qwen2_5_vl-tiny", "--max_eval_pairs", "8",
-    "--per_device_train_batch_size", "2", "--logging_steps", "1",
+    "--per_device_train_batch_size", "2", "--logging_steps", "1", "--vision_warm_start_steps", "2",
+    "--distortion_types", "exposure", "noise",
+    "--real_ladder_types", "gaussian_blur", "exposure", "--real_ladder_clips", "carphone_pristine",
 ]
 
 
@@ -78,9 +80,13 @@ def test_rounds_save_artifacts_that_load_back(rounds):
         assert f"Self-improvement round {k}" in card and "heldout_pair_accuracy" in card
         pairs = datasets.load_dataset(str(here / "dataset"), cache_dir=str(out / f"hf-cache-{k}"))
         assert set(pairs) == {"train", "test"} and len(pairs["train"]) == report["figures"]["train_pairs"]
-        assert (here / "model" / "anchors.json").exists()
+        anchors = json.loads((here / "model" / "anchors.json").read_text())
+        assert len(anchors["anchors"]) == 4  # one per anchor clip (the test's 4 training clips), levels spread
         assert report["figures"]["steps"] == 3 and 0 <= report["figures"]["heldout_pair_accuracy"] <= 1
         assert -1 <= report["figures"]["srcc"] <= 1 and 0 <= report["figures"]["label_agreement"] <= 1
+        by_type = report["figures"]["real_ladder_srcc_by_type"]
+        assert set(by_type) == {"gaussian_blur", "exposure"} and all(-1 <= v <= 1 for v in by_type.values())
+        assert report["figures"]["real_ladder_srcc"] == pytest.approx(sum(by_type.values()) / 2)
         assert not (here / "checkpoints").exists()  # a finished round keeps its model, not its checkpoints
     assert (out / "rounds.png").stat().st_size > 0
 
@@ -100,7 +106,9 @@ def test_a_finished_round_is_left_alone(rounds, capsys):
     before = snapshot(out / "round-0")
     again = run(out, "--round", "0")
     assert again == first and snapshot(out / "round-0") == before
-    assert "round 0 is done" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "round 0 is done" in printed
+    assert "real ladder SRCC per type" in printed and f"gaussian_blur {first['figures']['real_ladder_srcc_by_type']['gaussian_blur']:.3f}" in printed
 
 
 def test_a_round_needs_the_previous_one(tmp_path):

@@ -104,6 +104,12 @@ def test_batched_scores_equal_one_by_one_and_cross_video_batches(world, compare_
     # Several chunks (decoded while the previous one runs) give the same scores.
     scorer.chunk_videos = 5
     assert scorer.score(videos) == pytest.approx(together, abs=1e-6)
+    # The paper's min–max rule on the same answers: only the mapping to 0–100 differs.
+    scorer.calibration = "minmax"
+    minmax = scorer.score(videos)
+    assert all(0.0 <= s <= 100.0 for s in minmax) and minmax != pytest.approx(together, abs=1e-6)
+    with pytest.raises(ValueError, match="calibration"):
+        QualityScorer.from_pretrained(world["model"], world["anchors"], calibration="clamp")
 
 
 def test_mirrored_asks_both_orders(world, compare_calls):
@@ -121,7 +127,7 @@ def test_bad_videos_reported_and_the_rest_scored(world, odd_videos):
     scores, errors = scorer.score_with_errors([good, odd_videos["empty"], odd_videos["not_video"], missing])
     assert list(scores) == [str(good)]
     assert set(errors) == {str(odd_videos["empty"]), str(odd_videos["not_video"]), str(missing)}
-    assert "0-byte" in errors[str(odd_videos["empty"])] and "not found" in errors[str(missing)]
+    assert "0-byte" in errors[str(odd_videos["empty"])] and "does not exist" in errors[str(missing)]
     with pytest.raises(VideoError, match="0-byte"):
         scorer.score([good, odd_videos["empty"]])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import scipy.optimize
@@ -11,12 +13,17 @@ import torch
 from ssvqa.scoring import (
     anchor_matrix,
     bt_map,
+    calibrate,
     map_scores,
     preference_from_logits,
     preference_matrices,
     score_against_anchors,
     select_anchors,
 )
+
+
+# The paper's min–max rule: the tests of the MAP math below compare with it directly.
+minmax_scores = partial(score_against_anchors, calibration="minmax")
 
 
 def sigmoid(x):
@@ -80,7 +87,7 @@ def test_deterministic():
     np.testing.assert_array_equal(bt_map(C), bt_map(C.copy()))
     p = rng.uniform(size=(50, 5))
     block = anchor_matrix(rng.uniform(size=(5, 5)))
-    np.testing.assert_array_equal(score_against_anchors(block, p), score_against_anchors(block, p))
+    np.testing.assert_array_equal(minmax_scores(block, p), minmax_scores(block, p))
 
 
 def test_batched_solve_equals_one_video_at_a_time():
@@ -88,7 +95,7 @@ def test_batched_solve_equals_one_video_at_a_time():
     K, N = 5, 40
     block = anchor_matrix(np.where(np.eye(K, dtype=bool), np.nan, rng.uniform(size=(K, K))))
     p = rng.uniform(size=(N, K))
-    batched = score_against_anchors(block, p)
+    batched = minmax_scores(block, p)
     for n in range(N):
         # build video n's (K+1)×(K+1) matrix by hand: test last, anchor first in each comparison
         C = np.zeros((K + 1, K + 1))
@@ -104,7 +111,7 @@ def test_better_video_gets_higher_score():
     block = synthetic_matrix(truth)
     tests = np.array([-1.5, -0.5, 0.5, 1.5])
     p = sigmoid(tests[:, None] - truth[None, :])  # anchor first, test second: P(test better)
-    scores = score_against_anchors(block, p)
+    scores = minmax_scores(block, p)
     assert np.all(np.diff(scores) > 0)
     assert np.all((scores > 0) & (scores < 100))
 
@@ -115,10 +122,10 @@ def test_comparison_order_and_mirroring():
     p = rng.uniform(size=(6, 4))
     # The same information given as "test first" answers (P(anchor better) = 1 - p).
     np.testing.assert_allclose(
-        score_against_anchors(block, p), score_against_anchors(block, 1.0 - p, anchor_first=False), atol=1e-9
+        minmax_scores(block, p), minmax_scores(block, 1.0 - p, anchor_first=False), atol=1e-9
     )
     # Mirrored answers are averaged: a consistent mirror changes nothing, an opposite one cancels.
-    np.testing.assert_allclose(score_against_anchors(block, p, p_mirrored=1.0 - p), score_against_anchors(block, p), atol=1e-9)
+    np.testing.assert_allclose(minmax_scores(block, p, p_mirrored=1.0 - p), minmax_scores(block, p), atol=1e-9)
     averaged = preference_matrices(block, p, p_mirrored=p)
     np.testing.assert_allclose(averaged[:, -1, :4], 0.5)
     np.testing.assert_allclose(averaged[:, :4, -1], 0.5)
@@ -143,12 +150,12 @@ def test_no_information_gives_equal_scores_not_nan():
     assert np.all(map_scores(np.zeros((3, 3))) == 50.0)
     block = np.full((5, 5), 0.5)
     np.fill_diagonal(block, 0.0)
-    assert np.all(score_against_anchors(block, np.full((3, 5), 0.5)) == 50.0)
+    assert np.all(minmax_scores(block, np.full((3, 5), 0.5)) == 50.0)
 
 
 def test_single_anchor_and_extreme_preferences():
     block = np.zeros((1, 1))
-    scores = score_against_anchors(block, [[0.9], [0.1], [0.5]])
+    scores = minmax_scores(block, [[0.9], [0.1], [0.5]])
     assert scores.tolist() == [100.0, 0.0, 50.0]
     # certainty (p = 1 against every anchor) stays finite thanks to the prior
     s = bt_map(preference_matrices(anchor_matrix(np.full((3, 3), 0.5)), np.ones((1, 3)))[0])
@@ -159,9 +166,9 @@ def test_rejects_values_that_are_not_probabilities():
     with pytest.raises(ValueError, match="probabilities"):
         bt_map([[0.0, 1.2], [0.1, 0.0]])
     with pytest.raises(ValueError, match="NaN"):
-        score_against_anchors(np.zeros((2, 2)), [[np.nan, 0.5]])
+        minmax_scores(np.zeros((2, 2)), [[np.nan, 0.5]])
     with pytest.raises(ValueError, match="shape"):
-        score_against_anchors(np.zeros((2, 2)), [[0.5, 0.5, 0.5]])
+        minmax_scores(np.zeros((2, 2)), [[0.5, 0.5, 0.5]])
 
 
 def test_preference_from_logits():
@@ -209,3 +216,76 @@ def test_select_anchors_skips_empty_intervals_and_still_returns_k():
     with pytest.raises(ValueError, match="cannot choose"):
         select_anchors(mos, k=7)
     assert select_anchors([3.0, 3.0, 3.0], k=2).tolist() == [0, 1]
+
+
+# --- the 0–100 calibration ----------------------------------------------------------------------
+
+ANCHOR_TRUTH = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+
+
+def scores_of(tests, anchor_scores, truth=ANCHOR_TRUTH, **kwargs):
+    """Scores of test videos with latent quality ``tests`` against perfect-judge anchors."""
+    p = sigmoid(np.asarray(tests, dtype=float)[:, None] - truth[None, :])
+    return score_against_anchors(synthetic_matrix(truth), p, anchor_scores=anchor_scores, **kwargs)
+
+
+def test_calibration_is_strictly_monotone():
+    rng = np.random.default_rng(5)
+    for K in (2, 3, 5, 9):
+        anchor_latent = np.sort(rng.normal(size=K))
+        known = np.sort(rng.uniform(0, 100, size=K))
+        latent = np.linspace(-6, 6, 2001)
+        scores = calibrate(latent, anchor_latent, known)
+        assert np.all(np.diff(scores) > 0)
+        assert np.all((scores > 0) & (scores < 100))
+
+
+def test_scores_extrapolate_beyond_the_anchors_without_ties():
+    known = [10.0, 30.0, 50.0, 70.0, 90.0]
+    tests = np.array([-4.0, -3.0, -2.5, -1.5, 0.5, 2.5, 3.0, 4.0])
+    scores = scores_of(tests, known)
+    assert np.all(np.diff(scores) > 0)  # better videos score higher, distinct videos never tie
+    above = scores[tests > ANCHOR_TRUTH.max()]
+    below = scores[tests < ANCHOR_TRUTH.min()]
+    assert np.all((above > known[-1]) & (above < 100.0))
+    assert np.all((below < known[0]) & (below > 0.0))
+    # The paper's rule clamps all of them, so they tie at 0 and 100.
+    minmax = scores_of(tests, known, calibration="minmax")
+    assert np.all(minmax[tests > ANCHOR_TRUTH.max()] == 100.0) and np.all(minmax[tests < ANCHOR_TRUTH.min()] == 0.0)
+
+
+def test_anchors_map_near_their_known_scores():
+    # Known scores that a logistic of the true quality explains: the fit reproduces them.
+    known = 100.0 * sigmoid(ANCHOR_TRUTH)
+    np.testing.assert_allclose(scores_of(ANCHOR_TRUTH, known), known, atol=1.0)
+    # Evenly spaced known scores (no logistic explains them exactly): order kept, each close.
+    even = np.array([10.0, 30.0, 50.0, 70.0, 90.0])
+    scores = scores_of(ANCHOR_TRUTH, even)
+    assert np.all(np.diff(scores) > 0)
+    np.testing.assert_allclose(scores, even, atol=10.0)
+    # Two anchors: the fit is exact.
+    np.testing.assert_allclose(calibrate([-1.0, 1.0], [-1.0, 1.0], [20.0, 80.0]), [20.0, 80.0])
+
+
+def test_degenerate_calibrations_fall_back_to_a_monotone_curve():
+    known = [10.0, 30.0, 50.0, 70.0, 90.0]
+    # No preference information at all: every video at the anchors' mean known score, no NaN.
+    block = np.full((5, 5), 0.5)
+    np.fill_diagonal(block, 0.0)
+    flat = score_against_anchors(block, np.full((3, 5), 0.5), anchor_scores=known)
+    np.testing.assert_allclose(flat, 50.0)
+    # A ranker that orders the anchors against their known scores: still strictly increasing.
+    reversed_scores = scores_of([-3.0, 0.5, 3.0], known[::-1])
+    assert np.all(np.diff(reversed_scores) > 0) and np.all((reversed_scores > 0) & (reversed_scores < 100))
+    # All known scores equal: the curve passes through that score.
+    same = calibrate([-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0], [40.0, 40.0, 40.0])
+    assert np.all(np.diff(same) > 0) and same[1] == pytest.approx(40.0)
+
+
+def test_calibration_arguments_are_checked():
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        score_against_anchors(np.zeros((2, 2)), [[0.5, 0.5]], calibration="linear")
+    with pytest.raises(ValueError, match="anchor_scores"):
+        score_against_anchors(np.zeros((2, 2)), [[0.5, 0.5]])
+    with pytest.raises(ValueError, match="at least 2 anchors"):
+        calibrate([0.0], [0.0], [50.0])

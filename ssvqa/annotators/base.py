@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ssvqa.errors import SsvqaError, VideoError
-from ssvqa.video import content_hash
+from ssvqa.video import content_hash, unusable_reason
 
 
 @runtime_checkable
@@ -244,10 +244,8 @@ def _process_slot(accelerator: Any) -> tuple[int, int]:
 def _hash_or_reason(path: str) -> str:
     """The content hash, or a VideoError with the same wording ``ssvqa.video`` uses."""
     location = Path(path)
-    if not location.exists():
-        raise VideoError(path, "file does not exist")
-    if location.is_dir():
-        raise VideoError(path, "is a directory, not a video file")
+    if (reason := unusable_reason(location)) is not None:
+        raise VideoError(path, reason)
     try:
         return content_hash(location)
     except OSError as err:

@@ -1,0 +1,210 @@
+"""Which distortion types does the tiny CPU ranker learn? Held-out pair accuracy per type.
+
+Trains the tiny recipe's model (``qwen2_5_vl-small`` from random weights, 4 frames of 112x112,
+batch 4 pairs with swap augmentation, ce loss, AdamW + cosine, as ``recipes/tiny/round.yaml``)
+on ladder pairs of a mix of distortion types, then reports, on contents it never saw, the pair
+accuracy per type and the mean within-ladder SRCC of a per-video win count (a video's mean
+preference against the other levels of its ladder). Optionally warm-starts the vision tower first
+(:func:`ssvqa.warm_start.warm_start_vision`). Frames are decoded once and kept in memory, so the
+loop times only the model; the recipe's Trainer adds decoding on top.
+
+    export PYTHONPATH=$PWD OMP_NUM_THREADS=1
+    python bench/learn_mix.py --types h264 gaussian_blur noise downscale exposure --steps 450 \
+        --warm-start-steps 150 --seed 0 --out /tmp/learn-research/runs/ws-s0.json
+
+Data (cached under --data): a corpus of --train-contents + --test-contents synthetic clips
+(``ssvqa.corpus``, seed --corpus-seed), each rendered at every level (0-4) of every type at
+160x120 (``ssvqa.distortions``). Pairs: two distinct levels of one type of one content, labelled
+as ``dataset_builders.distortion_pairs`` does (gap 1 -> better/worse, more -> superior/inferior).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+def prepare(args) -> tuple[list[str], list[str], dict]:
+    """Corpus clips and every ladder's decoded frames: {(clip, type, level): frames}."""
+    from ssvqa.corpus import make_corpus
+    from ssvqa.distortions import Variant, render_variants
+    from ssvqa.video import decode_frames
+
+    data = Path(args.data)
+    clips = make_corpus(data / "corpus", num_clips=args.train_contents + args.test_contents, seed=args.corpus_seed)
+    names = [c.stem for c in clips]
+    cache_file = data / f"frames-{args.num_frames}-{args.max_pixels}-{len(clips)}-{'-'.join(sorted(args.types))}.pt"
+    if cache_file.exists():
+        frames = torch.load(cache_file)
+    else:
+        frames = {}
+        variants = [Variant(())] + [Variant(((t, lv),)) for t in args.types for lv in range(1, 5)]
+        for clip in clips:
+            paths = render_variants(clip, variants, data / "ladders" / clip.stem, max_pixels=160 * 120, seed=1)
+            decoded = {v.name: decode_frames(p, num_frames=args.num_frames, max_pixels=args.max_pixels, multiple=28)
+                       for v, p in zip(variants, paths)}
+            for t in args.types:
+                frames[(clip.stem, t, 0)] = decoded["pristine"]
+                for lv in range(1, 5):
+                    frames[(clip.stem, t, lv)] = decoded[f"{t}-{lv}"]
+        torch.save(frames, cache_file)
+    # contents are split by index, so the test contents are the same whatever the types
+    return names[: args.train_contents], names[args.train_contents :], frames
+
+
+def pair_row(frames, clip, kind, first, second):
+    """A pair (first level, second level) with the builder's label: the less distorted is better."""
+    from dataset_builders.distortion_pairs import level_for_gap
+    from ssvqa.labels import LEVELS, level_prob
+
+    gap = abs(first - second)
+    level = level_for_gap(gap)  # when the second is better (less distorted)
+    if second > first:
+        level = len(LEVELS) - 1 - level
+    return {"a": frames[(clip, kind, first)], "b": frames[(clip, kind, second)], "label": level, "prob": level_prob(level)}
+
+
+def level_logits(model, processor, level_ids, rows):
+    from ssvqa.prompts import encode_pairs
+
+    batch = encode_pairs(processor, [r["a"] for r in rows], [r["b"] for r in rows])
+    out = model(**batch, use_cache=False, logits_to_keep=1)
+    return out.logits[:, -1, level_ids].float()
+
+
+@torch.no_grad()
+def evaluate(model, processor, level_ids, frames, clips, types, batch=16):
+    """Per type: accuracy over the 10 pairs of distinct levels of each test content (each shown in
+    a seeded random order), and the mean within-content SRCC of each level's win score (its
+    summed preference over the pairs it is in) against -level."""
+    from scipy.stats import spearmanr
+
+    from ssvqa.labels import LEVEL_WEIGHTS
+
+    model.eval()
+    weights = torch.tensor(LEVEL_WEIGHTS)
+    result, order = {}, random.Random(1234)
+    for kind in types:
+        ordered = [(i, j) if order.random() < 0.5 else (j, i) for c in clips for i in range(5) for j in range(i + 1, 5)]
+        contents = [c for c in clips for i in range(5) for j in range(i + 1, 5)]
+        rows = [pair_row(frames, c, kind, i, j) | {"clip": c, "i": i, "j": j} for c, (i, j) in zip(contents, ordered)]
+        prefs = []
+        for start in range(0, len(rows), batch):
+            logits = level_logits(model, processor, level_ids, rows[start : start + batch])
+            prefs += (logits.softmax(-1) * weights).sum(-1).tolist()
+        correct = [(p > 0.5) == (r["j"] < r["i"]) for p, r in zip(prefs, rows)]
+        srccs = []
+        for c in clips:
+            wins = [0.0] * 5
+            for p, r in zip(prefs, rows):
+                if r["clip"] == c:
+                    wins[r["j"]] += p  # second video preferred
+                    wins[r["i"]] += 1 - p
+            if len(set(wins)) > 1:
+                srccs.append(spearmanr(wins, [-lv for lv in range(5)]).statistic)
+        result[kind] = {"pair_accuracy": sum(correct) / len(correct), "ladder_srcc": sum(srccs) / len(srccs) if srccs else float("nan")}
+    model.train()
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--types", nargs="+", default=["h264", "gaussian_blur", "noise", "downscale", "exposure"])
+    parser.add_argument("--train-contents", type=int, default=40)
+    parser.add_argument("--test-contents", type=int, default=8)
+    parser.add_argument("--corpus-seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=450)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--vision-lr", type=float, default=None, help="learning rate of the vision tower (default: --lr)")
+    parser.add_argument("--num-frames", type=int, default=4)
+    parser.add_argument("--max-pixels", type=int, default=112 * 112)
+    parser.add_argument("--warm-start-steps", type=int, default=0)
+    parser.add_argument("--warm-start-lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=0)
+    parser.add_argument("--data", default="/tmp/learn-research/data")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
+    from ssvqa.prompts import level_token_ids
+    from ssvqa.testing import build_tiny_model
+    from ssvqa.warm_start import vision_module, warm_start_vision
+    from transformers import get_cosine_schedule_with_warmup  # after ssvqa (its torchvision shim)
+
+    started = time.time()
+    train_clips, test_clips, frames = prepare(args)
+    prepared = time.time() - started
+    model, processor = build_tiny_model("qwen2_5_vl", "small", seed=0)  # the recipe's base (seed 0)
+    processor.tokenizer.padding_side = "left"
+    level_ids = level_token_ids(processor.tokenizer)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+
+    def sample_pair():
+        clip, kind = rng.choice(train_clips), rng.choice(args.types)
+        first, second = rng.sample(range(5), 2)
+        return pair_row(frames, clip, kind, first, second)
+
+    report = {"args": vars(args), "curve": []}
+    t0 = time.time()
+    if args.warm_start_steps:
+        rows = []
+        for _ in range(args.warm_start_steps * 8):
+            r = sample_pair()
+            rows.append({"video_a": r["a"], "video_b": r["b"], "prob": r["prob"]})
+        history = warm_start_vision(model, processor, rows, steps=args.warm_start_steps, learning_rate=args.warm_start_lr,
+                                    seed=args.seed, log_every=50)
+        report["warm_start"] = {"seconds": time.time() - t0, "final_accuracy": sum(history["accuracy"][-20:]) / 20}
+        report["curve"].append({"step": 0, "heldout": evaluate(model, processor, level_ids, frames, test_clips, args.types)})
+        print(f"after warm start ({time.time() - t0:.0f} s): {json.dumps(report['curve'][-1]['heldout'])}", flush=True)
+
+    visual_params = list(vision_module(model).parameters())
+    visual_ids = {id(p) for p in visual_params}
+    other = [p for p in model.parameters() if id(p) not in visual_ids]
+    optimizer = torch.optim.AdamW([{"params": other, "lr": args.lr},
+                                   {"params": visual_params, "lr": args.vision_lr or args.lr}], weight_decay=0.0)
+    schedule = get_cosine_schedule_with_warmup(optimizer, 10, args.steps)
+    model.train()
+    t1, losses, accs = time.time(), [], []
+    for step in range(1, args.steps + 1):
+        rows = [sample_pair() for _ in range(args.batch)]
+        rows += [{"a": r["b"], "b": r["a"], "label": len(LEVELS) - 1 - r["label"], "prob": 1 - r["prob"]} for r in rows]
+        logits = level_logits(model, processor, level_ids, rows)
+        target = torch.tensor([r["label"] for r in rows])
+        loss = F.cross_entropy(logits, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        pref = (logits.softmax(-1) * torch.tensor(LEVEL_WEIGHTS)).sum(-1)
+        probs = torch.tensor([r["prob"] for r in rows])
+        accs.append(float(((pref > 0.5) == (probs > 0.5)).float().mean()))
+        losses.append(float(loss))
+        if (args.eval_every and step % args.eval_every == 0) or step == args.steps:
+            heldout = evaluate(model, processor, level_ids, frames, test_clips, args.types)
+            window = slice(-(args.eval_every or 100), None)
+            point = {"step": step, "train_loss": sum(losses[window]) / len(losses[window]),
+                     "train_accuracy": sum(accs[window]) / len(accs[window]), "heldout": heldout}
+            report["curve"].append(point)
+            print(f"step {step} ({time.time() - t1:.0f} s): loss {point['train_loss']:.3f} train acc {point['train_accuracy']:.3f} | "
+                  + " ".join(f"{k} {v['pair_accuracy']:.2f}/{v['ladder_srcc']:.2f}" for k, v in heldout.items()), flush=True)
+    report.update(prepare_seconds=prepared, train_seconds=time.time() - t1, total_seconds=time.time() - started,
+                  final=report["curve"][-1]["heldout"])
+    mean = sum(v["pair_accuracy"] for v in report["final"].values()) / len(report["final"])
+    print(f"final mean held-out pair accuracy {mean:.3f}; total {report['total_seconds']:.0f} s", flush=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
