@@ -14,6 +14,38 @@ from ssvqa.prompts import QUESTION, encode_pairs
 from ssvqa.sampling import DecodedVideos, VideoSampling
 
 
+# Model types whose processor stacks every video of a batch into one tensor: all videos of a
+# batch must then have the same frame count, which sampling by fps does not give.
+FIXED_FRAME_COUNT_MODELS = {"llava_onevision": "LlavaOnevisionProcessor"}
+
+
+def check_frame_sampling(model_type_or_processor, fps: float | None) -> None:
+    """Refuse ``fps`` sampling for a family whose processor needs one frame count per batch.
+
+    LLaVA-OneVision's processor stacks the videos of a batch (``stack expects each tensor to be
+    equal size`` otherwise). Padding or trimming to a common count would make a pair's answer
+    depend on the other pairs of its batch, so fps sampling is refused up front, before any
+    weight is read; ``num_frames`` (a fixed count) works for every family.
+
+    Args:
+        model_type_or_processor: a config's ``model_type`` (e.g. ``"llava_onevision"``) or a processor.
+        fps: the configured frame rate (None: fixed ``num_frames``, always fine).
+    """
+    if fps is None:
+        return
+    if isinstance(model_type_or_processor, str):
+        model_type = model_type_or_processor
+    else:
+        name = type(model_type_or_processor).__name__
+        model_type = next((t for t, cls in FIXED_FRAME_COUNT_MODELS.items() if cls == name), None)
+    if model_type in FIXED_FRAME_COUNT_MODELS:
+        raise ValueError(
+            f"fps={fps} cannot be used with {model_type}: its processor stacks all the videos of a batch, so they "
+            "must have the same number of frames, and fps sampling gives each video its own count; "
+            "set num_frames (and leave fps unset) for this model"
+        )
+
+
 def soft_target(prob: float) -> list[float]:
     """A five-level distribution whose expected preference is ``prob``: the mass is split between
     the two levels whose weights bracket it (``0.6`` -> 60 % ``similar``, 40 % ``better``).
@@ -88,6 +120,7 @@ class DataCollatorForVideoPairs:
         tokenizer.padding_side = "left"
         if self.sampling is None:
             self.sampling = VideoSampling().with_processor(self.processor)
+        check_frame_sampling(self.processor, self.sampling.fps)
 
     def __call__(self, examples: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         rows = list(examples)

@@ -95,6 +95,10 @@ def kbit_device_map(use_cpu: bool = False) -> dict[str, int] | None:
 
     if use_cpu or not torch.cuda.is_available():
         return None
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if is_deepspeed_zero3_enabled():  # transformers refuses a device_map under ZeRO-3: it partitions the weights itself
+        return None
     from accelerate import PartialState
 
     return {"": PartialState().local_process_index}

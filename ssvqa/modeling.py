@@ -141,15 +141,10 @@ def load_ranker(
 
     quantized = quantization_config is not None
     if quantized and (lora or adapter_trainable):
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(
-            model,
-            use_gradient_checkpointing=gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
-        )
-    elif gradient_checkpointing:
-        # Non-reentrant checkpointing needs no inputs that require grad (LoRA on frozen embeddings).
+        _freeze_for_kbit_training(model)
+    if gradient_checkpointing:
+        # Non-reentrant checkpointing needs no inputs that require grad (LoRA on frozen embeddings),
+        # so no input-grad hook on the embeddings is registered.
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
     if adapter is not None:
@@ -379,6 +374,19 @@ def compute_dtype() -> torch.dtype:
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
+
+
+def _freeze_for_kbit_training(model) -> None:
+    """Freeze every base weight of a quantized model before LoRA, *without* upcasting.
+
+    ``peft.prepare_model_for_kbit_training`` also casts every non-quantized weight (vision tower,
+    projector, embeddings, ``lm_head``, norms) to float32: about +3 GiB of frozen weights on a 7B
+    model, and float32 activations through the vision tower. Here they keep the dtype they were
+    loaded in (``dtype``, bf16 in the recipes); the LoRA weights peft adds are float32 as usual
+    (``autocast_adapter_dtype``), and the 4-bit layers compute in ``bnb_4bit_compute_dtype``.
+    """
+    for param in model.parameters():
+        param.requires_grad_(False)
 
 
 def _disable_cpu_weight_repacking(model) -> int:

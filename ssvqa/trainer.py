@@ -55,7 +55,7 @@ from peft import PeftConfig
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import enable_full_determinism, set_seed
 
-from ssvqa.collator import DataCollatorForVideoPairs
+from ssvqa.collator import DataCollatorForVideoPairs, check_frame_sampling
 from ssvqa.errors import CheckpointError
 from ssvqa.labels import LEVELS
 from ssvqa.prompts import expected_preference, level_token_ids
@@ -257,11 +257,17 @@ class RankTrainer(Trainer):
             raise TypeError(f"peft_config must be a peft.LoraConfig (e.g. trl.get_peft_config(model_args)) or None, got {peft_config!r}")
         self.model_id = model if isinstance(model, str) else getattr(model.config, "_name_or_path", None)
         if isinstance(model, str):
+            from transformers import AutoConfig
+
             from ssvqa.modeling import load_ranker
 
             init = dict(args.model_init_kwargs or {})
             if "quantization_config" in init:  # TRL's name for it
                 init["quantization"] = init.pop("quantization_config")
+            if args.fps is not None:  # refused before gigabytes of weights are read
+                config = AutoConfig.from_pretrained(model, revision=init.get("revision"),
+                                                    trust_remote_code=init.get("trust_remote_code", False))
+                check_frame_sampling(config.model_type, args.fps)
             model, loaded_processor = load_ranker(model, lora=peft_config, **init)
             processing_class = processing_class or loaded_processor
         elif peft_config is not None:

@@ -235,3 +235,24 @@ def test_bitsandbytes_kernels_notice_is_silenced_and_nothing_else():
         ]
     ]
     assert [all(f.filter(r) for f in notice.filters) for r in records] == [False, True, True]
+
+
+def test_qlora_keeps_frozen_modules_at_the_load_dtype(saved, pairs):
+    """k-bit preparation must not upcast the frozen, unquantized weights (vision tower, projector,
+    embeddings, lm_head, norms) to float32 (peft's prepare_model_for_kbit_training does: +~3 GiB on
+    7B); with checkpointing on, a training step still reaches every LoRA weight."""
+    import bitsandbytes as bnb
+
+    torch.manual_seed(0)
+    model, processor = load_ranker(saved(), quantization="4bit", lora=True, lora_r=8, dtype=torch.bfloat16,
+                                   gradient_checkpointing=True)
+    frozen = {name: p.dtype for name, p in model.named_parameters()
+              if not p.requires_grad and not isinstance(p, bnb.nn.Params4bit)}
+    for part in ("visual.", "embed_tokens", "lm_head", "norm", "merger"):
+        assert any(part in name for name in frozen), part
+    assert set(frozen.values()) == {torch.bfloat16}, {n: d for n, d in frozen.items() if d != torch.bfloat16}
+    assert model.get_base_model().is_activation_checkpointing
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    _, grads = _train_step(model, processor, pairs, optimizer, torch.tensor([0, 2, 4]))
+    assert grads and all(grads[n].abs().sum() > 0 for n in grads if "lora_B" in n)
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == set(grads)

@@ -91,8 +91,12 @@ def test_real_recipes_use_a_supported_family_and_its_frame_geometry(path, tmp_pa
     sampling = training_args.video_sampling(processor)  # refuses a frame_multiple the processor cannot tile
     if getattr(processor.video_processor, "merge_size", None):  # Qwen: sides must be multiples of patch x merge
         assert sampling.max_pixels % sampling.frame_multiple**2 == 0
-    else:  # LLaVA-OneVision resizes frames to a fixed square itself: decode no larger than that
-        assert training_args.max_pixels <= 384 * 384
+    else:  # LLaVA-OneVision resizes frames to a 384 square itself: the short side of 16:9 must reach it
+        from ssvqa.video import fit_size
+
+        for height, width in ((720, 1280), (1080, 1920), (480, 640), (1280, 720)):
+            assert min(fit_size(height, width, sampling.max_pixels, sampling.frame_multiple)) >= 384
+        assert training_args.fps is None
     assert training_args.bf16 and training_args.gradient_checkpointing
     assert training_args.save_strategy == "steps" and training_args.save_total_limit
 

@@ -222,25 +222,54 @@ def test_a_round_killed_after_a_checkpoint_resumes_with_its_trained_weights(roun
     assert report["figures"]["minutes"] * 60 > first_attempt  # both attempts count
 
 
-def test_two_processes_complete_a_round(rounds, tmp_path):
-    out, _, _ = rounds
+def test_two_processes_relabel_and_score_their_shares_like_one(rounds, tmp_path):
+    """Round 1 under a 2-process launch (DDP on gloo): each process relabels and scores its share;
+    the gathered labels equal the 1-process run's, the gathered scores equal what one process
+    computes with the same model and anchors, and the round completes."""
+    import numpy as np
+
+    from ssvqa.pair_dataset import load_pairs
+    from ssvqa.scorer import ANCHORS_FILE, QualityScorer
+
+    out, _, second = rounds
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    for reused in ("data", "base-qwen2_5_vl-tiny"):
+    for reused in ("data", "base-qwen2_5_vl-tiny", "round-0"):  # the same round-0 ranker relabels
         shutil.copytree(out / reused, run_dir / reused)
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()), *_command(run_dir, "--round", "0")[1:],
+        "--main_process_port", str(free_port()), *_command(run_dir, "--round", "1")[1:],
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads((run_dir / "round-0" / "report.json").read_text())
-    assert report["figures"]["steps"] == 3
-    assert report["figures"]["processes"] == 2
-    assert (run_dir / "round-0" / "model" / "model.safetensors").exists()
+    here = run_dir / "round-1"
+    figures = json.loads((here / "report.json").read_text())["figures"]
+    assert figures["steps"] == 3 and figures["processes"] == 2
     assert done.stdout.count("| round |") == 1  # one process printed the table
+
+    # Relabelling: both processes worked, on halves of the one-process work, with the same answers.
+    one = second["figures"]["relabel_comparisons_per_process"]
+    two = figures["relabel_comparisons_per_process"]
+    assert len(one) == 1 and len(two) == 2 and sum(two) == one[0] and min(two) > 0 and abs(two[0] - two[1]) <= 8
+    alone, parallel = load_pairs(out / "round-1" / "dataset")["train"], load_pairs(here / "dataset")["train"]
+    assert parallel["label"] == alone["label"] and parallel["origin"] == alone["origin"]
+    np.testing.assert_allclose(parallel["prob"], alone["prob"], rtol=0, atol=1e-5)
+
+    # Scoring: both processes compared, the totals are one process's, the scores are one process's.
+    per_process = figures["scoring_comparisons_per_process"]
+    assert len(per_process) == 2 and min(per_process) > 0
+    assert sum(per_process) == sum(second["figures"]["scoring_comparisons_per_process"])
+    name = next(iter(figures["benchmarks"]))
+    gathered = json.loads((here / f"scores-{name}.json").read_text())
+    scorer = QualityScorer.from_pretrained(str(here / "model"), mirrored=True, batch_size=8)  # its saved sampling
+    recomputed = QualityScorer(scorer.model, scorer.processor, scorer.anchor_videos, scorer.anchor_scores,
+                               sampling=scorer.sampling, mirrored=True, batch_size=8)
+    np.testing.assert_allclose(scorer.anchor_block, recomputed.anchor_block, rtol=0, atol=1e-5)  # split block == one
+    alone_scores = scorer.score(list(gathered))
+    np.testing.assert_allclose(list(gathered.values()), alone_scores, rtol=0, atol=1e-3)
+    assert len(gathered) == figures["benchmarks"][name]["n"]
 
 
 # Third-party chatter the quiet default must keep out of a round's output (the issue's list).

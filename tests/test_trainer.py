@@ -18,6 +18,7 @@ from ssvqa.errors import DatasetRootError
 from ssvqa.labels import LEVEL_WEIGHTS, mirror_level
 from ssvqa.modeling import load_ranker
 from ssvqa.testing import save_tiny_model
+from ssvqa.sampling import VideoSampling
 from ssvqa.trainer import RankConfig, RankTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,6 +228,23 @@ def test_model_card_says_what_was_configured_and_names_only_hub_bases(pairs, tin
     hub = ModelCard(trainer.model_card(tags=["round-1"]))
     assert hub.data.base_model == "Qwen/Qwen2.5-VL-7B-Instruct" and "round-1" in hub.data.tags
     assert "3 epochs" in hub.text
+
+
+def test_fps_is_refused_for_llava_onevision_before_loading(tmp_path, monkeypatch):
+    """LLaVA-OneVision's processor stacks the videos of a batch: different frame counts (fps
+    sampling) would crash at the first batch, so the trainer refuses at construction, from the
+    config alone; num_frames still works, and Qwen families accept fps."""
+    import ssvqa.modeling
+    from ssvqa.testing import build_processor
+
+    folder = save_tiny_model(tmp_path / "llava", "llava_onevision")
+    monkeypatch.setattr(ssvqa.modeling, "load_ranker", lambda *a, **k: pytest.fail("weights were read"))
+    with pytest.raises(ValueError, match="fps=1.0 cannot be used with llava_onevision"):
+        RankTrainer(model=str(folder), args=_args(tmp_path, fps=1.0, max_frames=4))
+    with pytest.raises(ValueError, match="stacks all the videos"):
+        DataCollatorForVideoPairs(build_processor("llava_onevision"), sampling=VideoSampling(fps=1.0, num_frames=None))
+    DataCollatorForVideoPairs(build_processor("llava_onevision"), sampling=VideoSampling(num_frames=4))
+    DataCollatorForVideoPairs(build_processor("qwen2_5_vl"), sampling=VideoSampling(fps=1.0, num_frames=None))
 
 
 def test_confidence_weight_follows_the_schedule():
