@@ -9,6 +9,8 @@ read at the bare words.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import datasets
 import pytest
 
@@ -63,11 +65,13 @@ def test_tiny_model_on_the_real_vocabulary_trains_and_scores(real_vocab_world, t
     from ssvqa.trainer import RankConfig, RankTrainer
 
     videos = [str(v) for v in real_vocab_world["videos"]]
-    rows = {"video_a": videos[:2] * 2, "video_b": videos[2:] * 2, "label": [3, 1, 0, 4],
+    names = [Path(v).name for v in videos]  # path-only rows, read inside their folder (video_root)
+    rows = {"video_a": names[:2] * 2, "video_b": names[2:] * 2, "label": [3, 1, 0, 4],
             "prob": [0.75, 0.25, 0.0, 1.0]}
     train = datasets.Dataset.from_dict(rows)
     config = RankConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, max_steps=1, learning_rate=1e-2,
-                        save_strategy="no", use_cpu=True, report_to="none", num_frames=4, seed=0)
+                        save_strategy="no", use_cpu=True, report_to="none", num_frames=4, seed=0,
+                        video_root=str(Path(videos[0]).parent))
     trainer = RankTrainer(model=str(real_vocab_world["model"]), args=config, train_dataset=train)
     assert trainer.level_ids == [SPACED_IDS[word] for word in LEVELS]
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
