@@ -143,7 +143,8 @@ def build_app(scorer, *, preload: Sequence[str | os.PathLike] = (), preload_segm
         gr.Markdown(
             f"# {title}: video quality, 0–100\n"
             f"Each video is compared with {len(scorer.anchor_scores)} anchor videos of known quality by the ranker; "
-            "0 = at or below the worst anchor, 100 = at or above the best."
+            "the answers become a 0–100 score calibrated on the anchors' known scores (a video better than the best "
+            "anchor scores above it, never a flat 100)."
         )
         gr.Markdown("## Score videos")
         with gr.Row():

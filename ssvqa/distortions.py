@@ -310,8 +310,9 @@ def reference_size(width: int, height: int, max_pixels: int | None) -> tuple[int
 # Filters and encoders per distortion
 
 
-def _filter(name: str, value, size: tuple[int, int], rate: Fraction, seed: int) -> str:
-    """The ffmpeg filter chain for one spatial or temporal step."""
+def filter_chain(name: str, value, size: tuple[int, int], rate: Fraction, seed: int) -> str:
+    """The ffmpeg filter chain for one spatial or temporal step of distortion ``name`` at ``value``
+    (also what :mod:`ssvqa.real_ladders` renders its evaluation ladders with)."""
     width, height = size
     if name == "gaussian_blur":
         return f"gblur=sigma={value}"
@@ -409,7 +410,7 @@ def _stages(variant: Variant, size, rate, seed: int, threads: int) -> list[_Stag
             stages.append(_Stage(tuple(filters), tuple(_encoder(name, distortion.value(level), threads, size))))
             filters = []
         else:
-            filters.append(_filter(name, distortion.value(level), size, rate, seed))
+            filters.append(filter_chain(name, distortion.value(level), size, rate, seed))
     if filters or not stages:
         stages.append(_Stage(tuple(filters), tuple(_encoder(None, None, threads, size))))
     return stages

@@ -206,19 +206,17 @@ def _fingerprint(sources: Mapping[str, Path], ladders: Mapping[str, tuple], seco
 
 
 def _filter(distortion: str, value: float, size: tuple[int, int]) -> str:
-    """The ffmpeg filter of one ladder step (as :mod:`ssvqa.distortions` renders each type)."""
-    width, height = size
-    if distortion == "gaussian_blur":
-        return f"gblur=sigma={value}"
-    if distortion == "noise":
-        return f"noise=alls={value}:allf=t:all_seed={_NOISE_SEED}"
-    if distortion == "downscale":
-        return f"scale={max(2, round(width / value))}:{max(2, round(height / value))}:flags=area,scale={width}:{height}:flags=bicubic"
-    if distortion == "exposure":  # white maps to `value`
-        return f"colorlevels=romax={value}:gomax={value}:bomax={value}"
-    if distortion == "exposure_bright":  # input level 1/value maps to white: gain `value`, highlights clip
+    """The ffmpeg filter of one ladder step: :func:`ssvqa.distortions.filter_chain` for the
+    catalogue's types, plus ``exposure_bright`` (a gain: input level 1/value maps to white)."""
+    from fractions import Fraction
+
+    from ssvqa.distortions import filter_chain
+
+    if distortion == "exposure_bright":
         level = 1.0 / value
         return f"colorlevels=rimax={level:.4f}:gimax={level:.4f}:bimax={level:.4f}"
+    if distortion in ("gaussian_blur", "noise", "downscale", "exposure"):
+        return filter_chain(distortion, value, size, Fraction(1), _NOISE_SEED)
     return "null"  # h264 (the encoder degrades) and the pristine reference
 
 
