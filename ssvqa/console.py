@@ -11,9 +11,9 @@ functions.
 
 Progress of ssvqa's own long steps goes through :func:`progress`: a tqdm bar in a terminal (or a
 notebook), and elsewhere (a log file, CI) a plain line halfway and one at the end, so a log holds
-two lines per step instead of one carriage-return update per item (the demo's three rounds print
-under 60 lines before the final table). The training loop gets
-the same through :func:`use_line_progress`.
+two lines per step instead of one carriage-return update per item (a fresh demo of three rounds
+printed 63 lines before its final table). The training loop gets the same through
+:func:`use_line_progress`.
 """
 
 from __future__ import annotations
