@@ -14,12 +14,11 @@ to the forward passes. Decoding runs in a background thread while the model work
 hidden when the model is the bottleneck (a real ranker; on a GPU). With the tiny CPU model the
 forward pass is so cheap that decoding can dominate: use ``--size small`` for a fairer picture.
 
-On a CPU model the scorer itself leaves one core to the decoding thread (torch gets ``cores - 1``
-threads while it scores; ``ssvqa.scorer._cpu_split``): on 2 cores the decode thread otherwise
-stalled torch's 2-thread kernels (0.73x with default settings before, 0.97x with ``--threads 1``).
-The bare baseline keeps torch's default threads. On a CPU shared with other busy processes
-torch's multi-threaded kernels can slow down many-fold, and how badly varies with whatever ran
-just before; ``--threads`` fixes torch's threads for both runs.
+Measured on a quiet 2-core machine (small model, default settings, 2026-12-02): 0.873 and 0.814
+in two runs. Giving torch ``cores - 1`` threads while the scorer decodes (tried: it hid decoding
+completely) gave 0.599, since the model then ran on one core against a 2-thread baseline; it was removed. On a CPU
+shared with other busy processes torch's multi-threaded kernels can slow down many-fold, and how
+badly varies with whatever ran just before; ``--threads`` fixes torch's threads for both runs.
 
 Run: ``python bench/bench_scoring.py [--videos 32] [--anchors 5] [--size tiny|small] [--batch-size 8]``.
 Times are the best of ``--repeats`` interleaved runs (the machine may be shared).

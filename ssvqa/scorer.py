@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
 import csv
 import json
 import math
@@ -342,7 +341,7 @@ class QualityScorer:
         size = self.chunk_videos or self._batch_aligned_chunk()
         chunks = [unique[i : i + size] for i in range(0, len(unique), size)]
         bar = _progress(len(unique), progress)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool, _cpu_split(self.model):
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(self._decode_all, chunks[0], segments) if chunks else None
             for index in range(len(chunks)):
                 decoded, failed = pending.result()
@@ -509,30 +508,6 @@ def _stale_settings(made_with: dict, sampling: VideoSampling, temperature: float
     current = sampling.to_dict()
     stale.update({k: v for k, v in recorded.items() if k in current and current[k] != v})
     return stale
-
-
-@contextlib.contextmanager
-def _cpu_split(model):
-    """Leave one core to the background decoding thread while the model computes on the CPU.
-
-    Decoding the next chunk (one ffmpeg thread) overlaps the forward passes. On a CPU model torch
-    would otherwise use every core for its kernels, and the decoding thread then stalls them at
-    each barrier (on 2 cores: 0.73x the bare forwards, against 0.97x with one torch thread). So
-    while scoring, torch gets ``cores - 1`` threads (never more than it had); a GPU model keeps
-    every setting, since its compute does not compete with decoding for cores.
-    """
-    device = next(model.parameters()).device
-    before = torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, min(before, cores - 1))
-    if device.type != "cpu" or threads == before:
-        yield
-        return
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _progress(total: int, enabled: bool):
