@@ -4,7 +4,7 @@
 tests and notebooks call it directly. Round ``k`` of a run in ``output_dir``:
 
 1. **data** -- the pair datasets named in ``pair_datasets`` (Hub ids or local folders, loaded with
-   :func:`ssvqa.pair_dataset.load_pairs`); with ``generate_data`` the round makes its own under
+   :func:`ssvqa.pairs.dataset.load_pairs`); with ``generate_data`` the round makes its own under
    ``output_dir/data`` (:func:`generate_data`: a synthetic corpus, distortion pairs, and
    pseudo-label pairs from the teachers on a pool of videos whose quality is hidden but known).
    Round 0 trains on the pairs as they are; round ``k > 0`` on the same pairs with those of
@@ -129,8 +129,8 @@ def generate_data(args: RoundArguments, data_dir: Path, seed: int = 0) -> dict[s
     Returns the ``RoundArguments`` fields it fills: ``pair_datasets``, ``benchmarks``,
     ``anchors``, ``hidden_quality``.
     """
-    from dataset_builders.distortion_pairs import build_distortion_pairs
-    from dataset_builders.pseudo_label_pairs import build_pseudo_pairs
+    from ssvqa.pairs.distortion import build_distortion_pairs
+    from ssvqa.pairs.pseudo import build_pseudo_pairs
     from ssvqa.corpus import make_corpus, make_graded_pool
 
     total = args.corpus_clips + args.pool_clips + args.heldout_clips
@@ -171,7 +171,7 @@ def load_round_pairs(args: RoundArguments, cache_dir: Path):
     """All named pair datasets, concatenated per split: ``{"train": ..., "test": ...}``."""
     import datasets
 
-    from ssvqa.pair_dataset import load_pairs
+    from ssvqa.pairs.dataset import load_pairs
 
     splits: dict[str, list] = {}
     for name in args.pair_datasets:
@@ -252,7 +252,7 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     state.wait_for_everyone()  # every process has looked before the main one writes it
     if missing:  # every process takes part: rounds > 0 relabel in parallel
         _make_round_dataset(args, training_args, model_args, base, root, dataset_dir, state)
-    from ssvqa.pair_dataset import load_pairs
+    from ssvqa.pairs.dataset import load_pairs
 
     with state.main_process_first():  # one process fills the datasets cache, the others read it
         pairs = load_pairs(dataset_dir, cache_dir=here / ".cache")
@@ -424,7 +424,7 @@ def _make_round_dataset(args, training_args, model_args, base: str, root: Path, 
 
 def _save_round_dataset(args: RoundArguments, pairs, dataset_dir: Path) -> None:
     """Write the round's pairs with their dataset card (main process)."""
-    from ssvqa.pair_dataset import DatasetCardInfo, save_pair_splits
+    from ssvqa.pairs.dataset import DatasetCardInfo, save_pair_splits
 
     card = DatasetCardInfo(
         pretty_name=f"ssvqa round {args.round} training pairs", builder="recipes/round.py",

@@ -68,7 +68,7 @@ def test_rounds_save_artifacts_that_load_back(rounds):
     import datasets
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from ssvqa.pair_dataset import load_pairs
+    from ssvqa.pairs.dataset import load_pairs
 
     out, first, second = rounds
     for k, report in enumerate((first, second)):
@@ -228,7 +228,7 @@ def test_two_processes_relabel_and_score_their_shares_like_one(rounds, tmp_path)
     computes with the same model and anchors, and the round completes."""
     import numpy as np
 
-    from ssvqa.pair_dataset import load_pairs
+    from ssvqa.pairs.dataset import load_pairs
     from ssvqa.scorer import ANCHORS_FILE, QualityScorer
 
     out, _, second = rounds

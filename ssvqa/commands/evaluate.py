@@ -1,4 +1,4 @@
-"""Evaluate a ranker on a human-rated benchmark: score its videos, correlate with MOS.
+"""``ssvqa evaluate``: score a human-rated benchmark with a ranker, correlate with MOS.
 
 Scores every video of the benchmark with :class:`ssvqa.scorer.QualityScorer`, then writes into
 ``--output-dir``:
@@ -30,7 +30,8 @@ import sys
 from pathlib import Path
 
 from ssvqa.errors import SsvqaError
-from ssvqa.scorer import DEFAULT_NUM_ANCHORS, add_model_arguments, scorer_from_args
+from ssvqa.commands.options import add_model_arguments, scorer_from_args
+from ssvqa.scorer import DEFAULT_NUM_ANCHORS
 
 
 def load_videos(args: argparse.Namespace):
