@@ -220,9 +220,8 @@ def _warm_start(args: RoundArguments, training_args, trainer, train) -> None:
     print(f"[train] warm start of the vision tower: {args.vision_warm_start_steps} steps on {len(exact)} exact-label pairs",
           flush=True)
     history = warm_start_vision(model, trainer.processing_class, exact, steps=args.vision_warm_start_steps,
-                                num_frames=trainer.video_sampling.num_frames, max_pixels=trainer.video_sampling.max_pixels,
-                                frame_multiple=trainer.video_sampling.frame_multiple, seed=training_args.seed,
-                                log_every=max(1, args.vision_warm_start_steps // 3))
+                                sampling=trainer.video_sampling, video_root=training_args.video_root,
+                                seed=training_args.seed, log_every=max(1, args.vision_warm_start_steps // 3))
     tail = history["accuracy"][-20:]
     print(f"[train] warm start done: head pair accuracy {sum(tail) / len(tail):.2f} over its last {len(tail)} steps", flush=True)
 
