@@ -44,8 +44,8 @@ class DemoArguments:
 
 def prepare_world(demo: DemoArguments, round_args, training_args) -> None:
     """With ``demo.generate_data``: make the world once (the main process, the others wait) and fill
-    the round's ``pair_datasets``, ``benchmarks``, ``anchors`` and ``hidden_quality`` that the
-    recipe leaves empty. Every process calls it."""
+    the round's fields it makes (:func:`generate_data`) that the recipe leaves empty. Every process
+    calls it."""
     if not demo.generate_data:
         return
     from accelerate import PartialState
@@ -72,7 +72,8 @@ def generate_data(args: DemoArguments, data_dir: Path, seed: int = 0) -> dict[st
       random type of ``distortion_types``): the scores' anchors span quality, contents and types.
 
     Returns the ``RoundArguments`` fields it fills: ``pair_datasets``, ``benchmarks``,
-    ``anchors``, ``hidden_quality``.
+    ``anchors``, ``hidden_quality``, and where rounds ``k > 0`` draw new pairs from: ``pool`` (the
+    pool's videos), ``synthetic_sources`` (the training clips) and ``synthetic_types``.
     """
     from ssvqa.corpus import make_corpus, make_graded_pool
     from ssvqa.pairs import build_distortion_pairs, build_pseudo_pairs
@@ -108,7 +109,9 @@ def generate_data(args: DemoArguments, data_dir: Path, seed: int = 0) -> dict[st
     spread = [round(4 * i / max(1, len(anchor_clips) - 1)) for i in range(len(anchor_clips))]  # levels 0..4
     anchors = make_graded_pool(anchor_clips, data_dir / "anchors", types=args.distortion_types, levels=spread, seed=seed + 3)
     return {"pair_datasets": [str(distortion_dir), str(pseudo_dir)], "benchmarks": [str(heldout)],
-            "anchors": str(anchors), "hidden_quality": str(pool)}
+            "anchors": str(anchors), "hidden_quality": str(pool), "pool": str(data_dir / "pool"),
+            "synthetic_sources": str(data_dir / "sources" / "train.txt"), "synthetic_types": list(args.distortion_types),
+            "synthetic_max_pixels": 160 * 120}
 
 
 

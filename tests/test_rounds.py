@@ -305,3 +305,44 @@ def test_a_round_prints_one_page(rounds, tmp_path):
     before_table = done.stdout.split("| round |")[0].splitlines() + done.stderr.splitlines()
     assert len(before_table) <= 25, output
     assert f"plot: {run_dir / 'rounds.png'}" in done.stdout
+
+
+def test_new_pairs_are_drawn_hard_or_random_labelled_and_kept_in_later_rounds(rounds, tmp_path):
+    """Rounds k > 0 with new_pairs: hard pool pairs (student-teacher disagreement) and fresh synthetic
+    pairs the student gets wrong, or random pool pairs of the same count; they stay in later rounds."""
+    from ssvqa.pairs.dataset import load_pairs
+    from ssvqa.rounds.new_pairs import NEW_PAIRS_DIR
+
+    out, first, _ = rounds
+    base = len(load_pairs(out / "round-0" / "dataset")["train"])
+    runs = {}
+    for name, extra in (("hard", ["--hard_fraction", "1", "--disagreement_share", "0.5"]), ("random", ["--hard_fraction", "0"])):
+        copy = tmp_path / name
+        shutil.copytree(out, copy, ignore=shutil.ignore_patterns("round-1", "hf-cache-*"))
+        runs[name] = (copy, run(copy, "--round", "1", "--new_pairs", "6", *extra))
+
+    copy, report = runs["hard"]
+    assert report["figures"]["new_pairs"] == {"disagreement": 3, "student_error": 3}
+    assert report["figures"]["train_pairs"] == base + 6
+    new = load_pairs(copy / "round-1" / NEW_PAIRS_DIR)["train"]
+    details = [json.loads(p) for p in new["provenance"]]
+    for origin, label, prob, detail in zip(new["origin"], new["label"], new["prob"], details):
+        assert detail["round"] == 1
+        if detail["selected"] == "disagreement":  # a pool pair the ranker labelled, with why it was chosen
+            assert origin == "relabel" and detail["disagreement"] > 0 and detail["teacher"] == "classical"
+            assert detail["labeller"] == "ranker (round 0)" and {"student_a", "student_b", "teachers"} <= set(detail)
+        else:  # a fresh synthetic pair: exact label kept, the student's wrong or unsure answer recorded
+            assert detail["selected"] == "student_error" and origin == "distortion"
+            assert prob == detail["label_prob"] and detail["error"] > -0.5
+    errors = [d["error"] for d in details if d["selected"] == "student_error"]
+    assert errors == sorted(errors, reverse=True)  # the worst answers first
+    assert 0 <= report["figures"]["new_pair_label_agreement"] <= 1
+
+    _, control = runs["random"]
+    assert control["figures"]["new_pairs"] == {"random": 6} and control["figures"]["train_pairs"] == base + 6
+
+    # Round 2 keeps round 1's new pairs (with their labels) and adds its own.
+    third = run(copy, "--round", "2", "--new_pairs", "6")
+    assert third["figures"]["train_pairs"] == base + 12
+    kept = load_pairs(copy / "round-2" / "dataset")["train"]
+    assert sum(json.loads(p).get("round") == 1 and "selected" in json.loads(p) for p in kept["provenance"]) == 6

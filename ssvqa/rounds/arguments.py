@@ -19,6 +19,17 @@ class RoundArguments:
     pair_datasets: list[str] = field(default_factory=list, metadata={"help": "Pair datasets (Hub ids or local folders) with train and test splits."})
     dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision of pair_datasets."})
     relabel_origins: list[str] = field(default_factory=lambda: ["pseudo"], metadata={"help": "Pairs of these origins are relabelled in rounds > 0."})
+    new_pairs: int = field(default=0, metadata={"help": "Rounds k > 0: pairs added from the pool and fresh synthetic pairs (ssvqa.rounds.new_pairs); 0: the round only relabels."})
+    hard_fraction: float = field(default=1.0, metadata={"help": "Share of new_pairs that are hard; the rest are random pool pairs (0: the random control, same count)."})
+    disagreement_share: float = field(default=0.5, metadata={"help": "Share of the hard pairs that are student-teacher disagreement pairs of the pool; the rest are synthetic pairs the student gets wrong."})
+    pool: str | None = field(default=None, metadata={"help": "The unlabeled pool new pairs are drawn from: a folder of videos or a list file."})
+    pool_teachers: list[str] = field(default_factory=lambda: ["classical"], metadata={"help": "Teachers the student is compared with on the pool (ssvqa build-pseudo-pairs --teachers spellings)."})
+    candidate_pairs_per_video: int = field(default=8, metadata={"help": "Candidate pairs per pool video the hard and random pairs are chosen from."})
+    new_pair_labels: str = field(default="ranker", metadata={"help": "Who labels the new pool pairs: 'ranker' (the previous round's) or 'ranker+teachers' (aligned and combined)."})
+    synthetic_sources: str | None = field(default=None, metadata={"help": "Clean source videos (folder or list file) rendered into fresh distortion pairs each round, for the student-error hard pairs."})
+    synthetic_sources_per_round: int = field(default=8, metadata={"help": "Sources of synthetic_sources rendered each round (a seeded draw: fresh sources and distortions every round)."})
+    synthetic_max_pixels: int | None = field(default=None, metadata={"help": "Pixel budget of the fresh synthetic renders (default: the distortion builder's, 640x360)."})
+    synthetic_types: list[str] = field(default_factory=list, metadata={"help": "Distortion types of the fresh synthetic pairs (default: the whole catalogue)."})
     drop_below_confidence: float | None = field(default=None, metadata={"help": "Rounds > 0: drop relabelled pairs the ranker is less sure of than this (0.5-1)."})
     vision_warm_start_steps: int = field(default=0, metadata={"help": "Round 0 from a randomly initialised base: first train its vision tower alone for this many steps to rank the exact-label pairs (eval_origins) with a throw-away cosine head (ssvqa.warm_start); stands in for a pretrained encoder. 0: off."})
     first_round_max_steps: int | None = field(default=None, metadata={"help": "Round 0 starts from the base model and may need longer: its max_steps (default: max_steps)."})
@@ -41,6 +52,10 @@ class RoundArguments:
             raise ValueError(f"round must be >= 0, got {self.round}")
         if self.init_from not in ("previous", "base"):
             raise ValueError(f"init_from must be 'previous' or 'base', got {self.init_from!r}")
+        if self.new_pairs < 0 or not 0 <= self.hard_fraction <= 1 or not 0 <= self.disagreement_share <= 1:
+            raise ValueError("new_pairs must be >= 0, hard_fraction and disagreement_share within [0, 1]")
+        if self.new_pair_labels not in ("ranker", "ranker+teachers"):
+            raise ValueError(f"new_pair_labels must be 'ranker' or 'ranker+teachers', got {self.new_pair_labels!r}")
         unknown = set(self.real_ladder_types) - set(REAL_LADDERS) - {"none"}
         if unknown:
             raise ValueError(f"unknown real_ladder_types {sorted(unknown)}; known: {', '.join(REAL_LADDERS)} (or 'none')")

@@ -1,8 +1,9 @@
-"""A round's training pairs: the named datasets, relabelled by the previous round's ranker.
+"""A round's training pairs: the named datasets, relabelled by the previous round's ranker, and new pairs.
 
 Round 0 trains on the pairs as their builders labelled them; round ``k > 0`` on the same pairs with
 those of ``relabel_origins`` relabelled by the ranker of round ``k - 1``
-(:func:`ssvqa.relabel.relabel_with_ranker`, every process relabelling its share). The pairs are
+(:func:`ssvqa.relabel.relabel_with_ranker`, every process relabelling its share), plus the new
+pairs of rounds ``1..k`` (:mod:`ssvqa.rounds.new_pairs`, with ``new_pairs > 0``). The pairs are
 saved as ``round-k/dataset`` with their card before training, so a resumed round reuses them.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from ssvqa.io import atomic_write_json
 from ssvqa.rounds.arguments import RoundArguments, round_dir
+from ssvqa.rounds.new_pairs import earlier_new_pairs, make_new_pairs
 
 RELABEL_STATS = "relabel_stats.json"  # round k > 0: comparisons each process ran while relabelling
 
@@ -26,11 +28,17 @@ def load_round_pairs(args: RoundArguments, cache_dir: Path):
     for name in args.pair_datasets:
         loaded = load_pairs(name, revision=args.dataset_revision, cache_dir=cache_dir)
         for split, dataset in loaded.items():
-            splits.setdefault(split, []).append(dataset.cast_column("video_a", datasets.Video(decode=False))
-                                                .cast_column("video_b", datasets.Video(decode=False)))
+            splits.setdefault(split, []).append(_as_paths(dataset))
     if "train" not in splits:
         raise ValueError(f"no train split in {args.pair_datasets}")
     return {split: datasets.concatenate_datasets(parts) for split, parts in splits.items()}
+
+
+def _as_paths(dataset):
+    """Video columns as ``{"path", "bytes"}`` (not decoded), as every part of a round's data."""
+    import datasets
+
+    return dataset.cast_column("video_a", datasets.Video(decode=False)).cast_column("video_b", datasets.Video(decode=False))
 
 
 def make_round_dataset(args, training_args, model_args, base: str, root: Path, dataset_dir: Path, state) -> None:
@@ -43,8 +51,13 @@ def make_round_dataset(args, training_args, model_args, base: str, root: Path, d
     """
     import datasets
 
+    from ssvqa.pairs.dataset import load_pairs
+
     with state.main_process_first():  # one process fills the datasets cache, the others read it
         pairs = load_round_pairs(args, root / ".cache")
+        earlier = [load_pairs(folder)["train"] for folder in earlier_new_pairs(root, args.round)]
+    if earlier:  # the data grows round by round: the new pairs of rounds 1..k-1 stay, with their labels
+        pairs["train"] = datasets.concatenate_datasets([pairs["train"], *(_as_paths(part) for part in earlier)])
     if args.round > 0:
         from ssvqa.model_config import load_trained_model
         from ssvqa.parallel import gather_in_order
@@ -67,6 +80,9 @@ def make_round_dataset(args, training_args, model_args, base: str, root: Path, d
         )
         per_process = gather_in_order([stats["comparisons"]], state)
         pairs["train"] = datasets.concatenate_datasets([train.select(kept), relabelled])
+        new = make_new_pairs(args, training_args, model, processor, root, pairs["train"], state)
+        if new is not None:
+            pairs["train"] = datasets.concatenate_datasets([pairs["train"], new])
         del model, processor
         _release_memory()
         if state.is_main_process:
@@ -84,7 +100,8 @@ def _save_round_dataset(args: RoundArguments, pairs, dataset_dir: Path) -> None:
     card = DatasetCardInfo(
         pretty_name=f"ssvqa round {args.round} training pairs", builder="recipes/round.py",
         arguments={"round": args.round, "pair_datasets": args.pair_datasets, "relabel_origins": args.relabel_origins,
-                   "drop_below_confidence": args.drop_below_confidence},
+                   "drop_below_confidence": args.drop_below_confidence, "new_pairs": args.new_pairs,
+                   "hard_fraction": args.hard_fraction, "new_pair_labels": args.new_pair_labels},
         method=_dataset_method(args), tags=[f"round-{args.round}"],
     )
     save_pair_splits(pairs, dataset_dir, card=card)
@@ -113,8 +130,17 @@ def _dataset_method(args: RoundArguments) -> str:
         f"Round {args.round} of an ssvqa self-improvement run: the pairs of {sources}. Pairs of origin "
         f"{', '.join(args.relabel_origins)} were relabelled by the ranker of round {args.round - 1}, asked about each "
         "pair in both orders (`ssvqa.relabel.relabel_with_ranker`); their origin is now `relabel` and their previous "
-        f"label is in the provenance. The other pairs keep their labels.{confidence}"
+        f"label is in the provenance. The other pairs keep their labels.{confidence}{_new_pairs_method(args)}"
     )
+
+
+def _new_pairs_method(args: RoundArguments) -> str:
+    if not args.new_pairs:
+        return ""
+    return (f" The new pairs of rounds 1..{args.round} (`round-j/new-pairs`, {args.new_pairs} per round: "
+            f"{args.hard_fraction:.0%} hard, the rest random; `ssvqa.rounds.new_pairs`) were added, labelled by "
+            f"{args.new_pair_labels} (pool pairs) or by construction (synthetic pairs); each row's provenance says why "
+            "it was chosen (`selected`).")
 
 
 def heldout_pairs(pairs, args: RoundArguments, seed: int):

@@ -13,6 +13,7 @@ from ssvqa.io import atomic_write_json
 from ssvqa.rounds.arguments import RoundArguments, round_dir
 from ssvqa.rounds.data import RELABEL_STATS, heldout_pairs, make_round_dataset
 from ssvqa.rounds.evaluation import score_round
+from ssvqa.rounds.new_pairs import new_pair_figures
 from ssvqa.rounds.report import REPORT_FILE, label_agreement, plot_rounds, print_table, write_model_card
 
 ELAPSED_FILE = "elapsed.json"  # beside a round's checkpoints: seconds spent by its earlier attempts
@@ -93,8 +94,10 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
         if args.hidden_quality:
             from ssvqa.corpus import read_quality
 
-            agreement = label_agreement(pairs["train"], read_quality(args.hidden_quality), origins=set(args.relabel_origins))
+            hidden = read_quality(args.hidden_quality)
+            agreement = label_agreement(pairs["train"], hidden, origins=set(args.relabel_origins))
             figures.update(agreement or {})
+            figures.update(new_pair_figures(here, hidden))
         figures.update(benchmarks)
         figures["minutes"] = round(clock.seconds() / 60, 2)  # every attempt of the round, an interrupted one too
         report = {
