@@ -319,9 +319,6 @@ def add_lora(model, lora_config, *, train_vision_projector: bool = False, parts:
         raise ValueError(f"train_vision_projector=True contradicts projector={parts.projector!r}")
     if not parts.uses_lora:
         raise ValueError(f"add_lora needs a part under LoRA, got {parts}")
-    if parts.language_model == "full":
-        raise ValueError("language_model='full' cannot be combined with a LoRA (it would be a second, trainable copy "
-                         "of the whole language model): use language_model='lora' or 'frozen'")
     changes = {}
     if lora_config.target_modules is None and not getattr(lora_config, "target_parameters", None):
         targets = [lora_target_modules(model)] if parts.language_model == "lora" else []
@@ -387,10 +384,11 @@ def vision_tower_modules(model) -> list[str]:
     """Module names of the vision encoder: the inner model's children that are neither the language
     model nor a projector and hold weights (Qwen2/2.5/3-VL: ``model.visual``, whose merger(s) are
     the projector; LLaVA-OneVision: ``model.vision_tower``)."""
-    projectors = vision_projector_modules(model)
-    found = [name for name in _non_language_children(base_model(model)) if name != "lm_head" and name not in projectors]
+    root, projectors = base_model(model), vision_projector_modules(model)
+    found = [name for name in _non_language_children(root)
+             if name != "lm_head" and name not in projectors and any(True for _ in root.get_submodule(name).parameters())]
     if not found:
-        raise ValueError(f"found no vision tower in {type(base_model(model)).__name__}")
+        raise ValueError(f"found no vision tower in {type(root).__name__}")
     return found
 
 

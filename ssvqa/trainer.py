@@ -446,7 +446,7 @@ class RankTrainer(Trainer):
     # ------------------------------------------------------------------ optimizer
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
-        """``Trainer``'s optimizer, with each part given its own learning rate its own groups.
+        """``Trainer``'s optimizer, with separate groups for each part that has its own learning rate.
 
         Without `vision_tower_learning_rate`/`projector_learning_rate`/`language_model_learning_rate`
         this is ``Trainer.create_optimizer``. With any, the trained parameters are grouped by part
@@ -572,6 +572,7 @@ against anchor videos (`ssvqa score`).
 - loss: `{args.loss_type}`{" with soft targets" if args.soft_targets else ""}; label smoothing {args.label_smoothing};
   swap augmentation: {args.swap_augmentation}
 - video sampling: {self.video_sampling.describe()} (`video_sampling.json`)
+- trained parts: {self._trained_parts()}
 - optimisation: learning rate {args.learning_rate}, {length}, batch {args.per_device_train_batch_size}
   per device x {args.gradient_accumulation_steps} accumulation, {self.state.global_step} steps done, seed {args.seed}
 
@@ -590,6 +591,22 @@ model, processor = {load}
 ```
 """
         return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+    def _trained_parts(self) -> str:
+        """What trained, counted on the model: e.g. "vision tower 58,816 parameters (learning rate
+        2e-06), projector 24,800 parameters, language model frozen"."""
+        from ssvqa.modeling import parameter_parts
+
+        owner, counts = parameter_parts(self.model), dict.fromkeys(PART_MODES, 0)
+        for param in self.model.parameters():
+            if param.requires_grad:
+                counts[owner[id(param)]] += param.numel()
+        rates = self.args.part_learning_rates()
+        return ", ".join(
+            f"{part.replace('_', ' ')} " + (f"{count:,} parameters" if count else "frozen")
+            + (f" (learning rate {rates[part]:g})" if count and part in rates else "")
+            for part, count in counts.items()
+        )
 
 
 def _choose_parts(model, peft_config, chosen: dict[str, str | None]):

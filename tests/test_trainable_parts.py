@@ -182,3 +182,40 @@ def test_contradictions_and_quantized_full_training_are_refused(models, tmp_path
     trainer = _trainer(path, tmp_path, dict(vision_tower_learning_rate=1e-4), lora=True)
     with pytest.raises(ValueError, match="vision_tower_learning_rate set, but no parameter of vision_tower trains"):
         trainer.create_optimizer()
+
+
+W2S_RECIPES = {"qwen2_5_vl": "recipes/qwen2_5_vl_7b/w2s/config.yaml", "llava_onevision": "recipes/llava_onevision_7b/w2s/config.yaml"}
+
+
+def _recipe_trainer(family, models, tmp_path, *overrides):
+    """A W2S recipe parsed as recipes/round.py parses it, its model swapped for a tiny one of the
+    same family (float32 on the CPU), loaded the way a round loads it."""
+    from pathlib import Path
+
+    from trl import ModelConfig, TrlParser
+
+    from ssvqa.model_config import model_init_kwargs, peft_config
+    from ssvqa.rounds import RoundArguments
+
+    recipe = Path(__file__).resolve().parents[1] / W2S_RECIPES[family]
+    _, training_args, model_args = TrlParser((RoundArguments, RankConfig, ModelConfig)).parse_args_and_config(args=[
+        "--config", str(recipe), "--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false",
+        "--model_name_or_path", str(models[family]), "--dtype", "float32", *overrides])
+    training_args.model_init_kwargs = model_init_kwargs(model_args, use_cpu=True)
+    return RankTrainer(model=model_args.model_name_or_path, args=training_args, peft_config=peft_config(model_args))
+
+
+@pytest.mark.parametrize("family", list(W2S_RECIPES))
+def test_w2s_recipes_load_with_their_parts_and_rates(models, tmp_path, family):
+    trainer = _recipe_trainer(family, models, tmp_path)
+    owner = parameter_parts(trainer.model)
+    trained = {owner[id(p)] for p in trainer.model.parameters() if p.requires_grad}
+    assert trained == {"vision_tower", "projector"}
+    rates = {owner[id(p)]: group["lr"] for group in trainer.create_optimizer().param_groups for p in group["params"]}
+    assert rates == {"vision_tower": 2e-6, "projector": 1e-5}
+    assert "language model frozen" in trainer.model_card()
+
+    with pytest.raises(ValueError, match="vision_tower=lora needs a LoRA config: set use_peft"):
+        _recipe_trainer(family, models, tmp_path, "--vision_tower", "lora")
+    with pytest.raises(ValueError, match="neither vision_tower .* nor language_model .* is 'lora'"):
+        _recipe_trainer(family, models, tmp_path, "--use_peft", "true")
