@@ -219,3 +219,34 @@ def test_w2s_recipes_load_with_their_parts_and_rates(models, tmp_path, family):
         _recipe_trainer(family, models, tmp_path, "--vision_tower", "lora")
     with pytest.raises(ValueError, match="neither vision_tower .* nor language_model .* is 'lora'"):
         _recipe_trainer(family, models, tmp_path, "--use_peft", "true")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_memory_estimate_of_the_w2s_parts(models, family):
+    """The estimator's trained-parameter count is what a W2S load trains; its rows follow the
+    documented formulas (ssvqa/memory.py)."""
+    from ssvqa.memory import estimate_memory, visual_tokens
+
+    model, _ = load_ranker(models[family], vision_tower="full", projector="full", language_model="frozen")
+    w2s = TrainableParts(vision_tower="full", projector="full", language_model="frozen")
+    settings = dict(batch_size=2, num_frames=8, max_pixels=112 * 112, quantized=False)
+    zero2 = estimate_memory(model.config, **settings, sharding="zero2", world_size=4, parts=w2s)
+    trained = zero2.counts["trained"]
+    assert trained == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert zero2.counts["total"] == sum(p.numel() for p in model.parameters())
+    assert zero2.rows["weights (bf16)"] == 2 * zero2.counts["total"]  # ZeRO-2 keeps every weight on every GPU
+    assert zero2.rows["fp32 master weights + AdamW (ZeRO)"] == 12 * trained / 4
+    assert zero2.rows["gradients (ZeRO-partitioned)"] == 2 * trained / 4
+    assert "LoRA weights (fp32)" not in zero2.rows
+    vision = model.config.vision_config
+    patches = 2 * 2 * visual_tokens(model.config, 8, 112 * 112)[1]
+    depth = getattr(vision, "depth", None) or vision.num_hidden_layers
+    assert zero2.rows["vision, block inputs"] == depth * patches * vision.hidden_size * 2
+
+    projector_only = estimate_memory(model.config, **settings, parts=TrainableParts(projector="full", language_model="frozen"))
+    assert projector_only.counts["trained"] == zero2.counts["projector"]
+    assert "vision tower working set" in projector_only.rows  # a frozen tower keeps no activations
+    with pytest.raises(ValueError, match="models LoRA on the language model"):
+        estimate_memory(model.config, **{**settings, "quantized": True}, parts=w2s)
+    with pytest.raises(ValueError, match="zero2"):
+        estimate_memory(model.config, **settings, sharding="zero2")
