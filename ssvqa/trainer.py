@@ -37,6 +37,11 @@ trainer.train()
 
 From a recipe's `trl.ModelConfig`: `ssvqa.model_config.peft_config(model_args)` and
 `model_init_kwargs(model_args)` (`trl.get_peft_config`/`get_quantization_config`, checked).
+
+What trains is chosen per part, each with its own learning rate if wanted: W2S-VQA's setting is
+`RankConfig(vision_tower="full", projector="full", language_model="frozen",
+vision_tower_learning_rate=2e-6, learning_rate=1e-5, ...)` without a `peft_config` (see the
+"Trainable parts" fields of [`RankConfig`] and [`~ssvqa.modeling.TrainableParts`]).
 """
 
 from __future__ import annotations
@@ -290,8 +295,9 @@ class RankTrainer(Trainer):
         train_dataset / eval_dataset: pair datasets (`video_a`, `video_b`, `label`, `prob`).
         processing_class: the processor; loaded with the model when `model` is a string.
         peft_config: a `peft.LoraConfig` (e.g. from `trl.get_peft_config`), or None; LoRA adapters
-            are added to the model. Without `target_modules` the language model's projections are
-            targeted (`ssvqa.modeling.lora_target_modules`).
+            are added to the model. Without `target_modules` the projections of the parts under LoRA
+            are targeted (`args.language_model`/`args.vision_tower`; by default the language
+            model's, `ssvqa.modeling.lora_target_modules`).
         data_collator: defaults to [`DataCollatorForVideoPairs`] with the video sampling of `args`.
 
     The video sampling (`args.video_sampling(processor)`) is saved beside the weights by
