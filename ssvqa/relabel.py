@@ -33,7 +33,7 @@ import datasets
 
 from ssvqa.annotators.base import annotate, annotator_fingerprint
 from ssvqa.labels import LEVELS, LevelThresholds, combine_teachers, level_of_preference, pair_level, pair_z
-from ssvqa.pair_dataset import read_row_video
+from ssvqa.pairs.dataset import read_row_video
 
 _BATCH_ROWS = 64
 
@@ -56,7 +56,7 @@ def relabel(
     """Rewrite ``label``/``prob`` of every pair from new per-video scores.
 
     Args:
-        pair_dataset: a pair dataset split (the columns of :func:`ssvqa.pair_dataset.pair_features`).
+        pair_dataset: a pair dataset split (the columns of :func:`ssvqa.pairs.dataset.pair_features`).
         annotator_or_scores: an :class:`~ssvqa.annotators.base.Annotator`, or a mapping from a
             video's SHA-256 (of its bytes) to its score.
         round: the self-training round these labels belong to (recorded in the provenance).
@@ -69,7 +69,7 @@ def relabel(
         cache_dir: score cache for :func:`~ssvqa.annotators.base.annotate`.
         batch_size: videos per annotator call.
         video_root: the folder that rows holding only a video path are read in (and may not
-            leave, :func:`ssvqa.pair_dataset.row_video_file`); None: rows must hold their bytes.
+            leave, :func:`ssvqa.pairs.dataset.row_video_file`); None: rows must hold their bytes.
 
     Returns:
         A new dataset with the input's features. Pairs with a video the annotator could not score

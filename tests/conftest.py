@@ -96,7 +96,7 @@ def odd_videos(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def pair_dataset_dir(tmp_path_factory) -> Path:
     """A real distortion-pair dataset folder made by the builder from four small synthetic sources."""
-    from dataset_builders.distortion_pairs import build_distortion_pairs
+    from ssvqa.pairs.distortion import build_distortion_pairs
 
     root = tmp_path_factory.mktemp("pairs")
     sources = [

@@ -18,7 +18,7 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builders.distortion_pairs import SIMILAR_SSIM, build_distortion_pairs
+from ssvqa.pairs.distortion import SIMILAR_SSIM, build_distortion_pairs
 from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,7 +246,7 @@ def test_small_sources_are_not_dropped_for_the_codec_drawn(tmp_path):
     import random
 
     from conftest import make_video
-    from dataset_builders.distortion_pairs import DistortionPairsConfig, plan_variants
+    from ssvqa.pairs.distortion import DistortionPairsConfig, plan_variants
 
     # Under the default draw (3 of 13 types) about 23 % of sources drew av1 and 23 % h265; a
     # 48x48 source that drew either was skipped whole. Now av1 renders (libaom-av1) and h265 is

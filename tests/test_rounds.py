@@ -9,6 +9,7 @@ round under ``accelerate launch`` with two processes.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -39,17 +40,22 @@ OVERRIDES = [
 def parse(output_dir: Path, *extra: str):
     from trl import ModelConfig, TrlParser
 
+    from ssvqa.demo import DemoArguments
     from ssvqa.rounds import RoundArguments
     from ssvqa.trainer import RankConfig
 
-    parser = TrlParser((RoundArguments, RankConfig, ModelConfig))
+    parser = TrlParser((RoundArguments, DemoArguments, RankConfig, ModelConfig))
     return parser.parse_args_and_config(args=["--config", str(TINY), "--output_dir", str(output_dir), *OVERRIDES, *extra])
 
 
 def run(output_dir: Path, *extra: str) -> dict:
+    """What ``recipes/round.py`` does: the demo's world, then the round."""
+    from ssvqa.demo import prepare_world
     from ssvqa.rounds import run_round
 
-    return run_round(*parse(output_dir, *extra))
+    script_args, demo_args, training_args, model_args = parse(output_dir, *extra)
+    prepare_world(demo_args, script_args, training_args)
+    return run_round(script_args, training_args, model_args)
 
 
 def snapshot(folder: Path) -> dict[str, float]:
@@ -68,7 +74,7 @@ def test_rounds_save_artifacts_that_load_back(rounds):
     import datasets
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from ssvqa.pair_dataset import load_pairs
+    from ssvqa.pairs.dataset import load_pairs
 
     out, first, second = rounds
     for k, report in enumerate((first, second)):
@@ -228,7 +234,7 @@ def test_two_processes_relabel_and_score_their_shares_like_one(rounds, tmp_path)
     computes with the same model and anchors, and the round completes."""
     import numpy as np
 
-    from ssvqa.pair_dataset import load_pairs
+    from ssvqa.pairs.dataset import load_pairs
     from ssvqa.scorer import ANCHORS_FILE, QualityScorer
 
     out, _, second = rounds
@@ -262,7 +268,8 @@ def test_two_processes_relabel_and_score_their_shares_like_one(rounds, tmp_path)
     assert len(per_process) == 2 and min(per_process) > 0
     assert sum(per_process) == sum(second["figures"]["scoring_comparisons_per_process"])
     name = next(iter(figures["benchmarks"]))
-    gathered = json.loads((here / f"scores-{name}.json").read_text())
+    with open(here / "benchmarks" / name / "scores.csv", newline="") as handle:
+        gathered = {row["video"]: float(row["score"]) for row in csv.DictReader(handle)}
     scorer = QualityScorer.from_pretrained(str(here / "model"), mirrored=True, batch_size=8)  # its saved sampling
     recomputed = QualityScorer(scorer.model, scorer.processor, scorer.anchor_videos, scorer.anchor_scores,
                                sampling=scorer.sampling, mirrored=True, batch_size=8)

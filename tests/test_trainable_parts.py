@@ -194,11 +194,13 @@ def _recipe_trainer(family, models, tmp_path, *overrides):
 
     from trl import ModelConfig, TrlParser
 
+    from ssvqa.demo import DemoArguments
     from ssvqa.model_config import model_init_kwargs, peft_config
     from ssvqa.rounds import RoundArguments
 
     recipe = Path(__file__).resolve().parents[1] / W2S_RECIPES[family]
-    _, training_args, model_args = TrlParser((RoundArguments, RankConfig, ModelConfig)).parse_args_and_config(args=[
+    parser = TrlParser((RoundArguments, DemoArguments, RankConfig, ModelConfig))  # as recipes/round.py
+    _, _, training_args, model_args = parser.parse_args_and_config(args=[
         "--config", str(recipe), "--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false",
         "--model_name_or_path", str(models[family]), "--dtype", "float32", *overrides])
     training_args.model_init_kwargs = model_init_kwargs(model_args, use_cpu=True)

@@ -145,7 +145,7 @@ class DatasetCardInfo:
 
     Args:
         pretty_name: the dataset's human name.
-        builder: the program that built it (e.g. ``dataset_builders/distortion_pairs.py``).
+        builder: the program that built it (e.g. ``ssvqa build-distortion-pairs``).
         arguments: the builder's arguments, shown verbatim (never put tokens here).
         method: markdown prose: how pairs and labels are made.
         sections: extra markdown sections, title -> text (e.g. the distortion catalogue).
