@@ -1,14 +1,12 @@
-"""Build a pair dataset from synthetic distortions of source videos (labels known by construction).
+"""Pairs of one source at known distortion severities: labels by construction, no annotator.
 
-    python dataset_builders/distortion_pairs.py --help
-    python -m dataset_builders.distortion_pairs ...        # the same
+    python dataset_builders/distortion_pairs.py videos/ -o pairs/ --types h264,gaussian_blur,noise --num-proc 8
+    python dataset_builders/distortion_pairs.py user/raw-videos -o pairs/ --push-to-hub user/distortion-pairs
 
-This is ``ssvqa build-distortion-pairs``: the options are :mod:`ssvqa.commands.build_distortion_pairs`'s and the
-build is :func:`ssvqa.pairs.distortion.build_distortion_pairs` (its module doc explains how pairs and labels are made).
-From Python::
+The same as ``ssvqa build-distortion-pairs`` (``--help`` lists the options). The work is
+:func:`ssvqa.pairs.build_distortion_pairs`::
 
-    from ssvqa.pairs import build_distortion_pairs
-    report = build_distortion_pairs(...)  # then print(report); push_to_hub="user/name" publishes it
+    report = build_distortion_pairs("videos/", "pairs/", types=["h264", "noise"], push_to_hub="user/pairs")
 """
 
 import sys

@@ -1,14 +1,9 @@
-"""Build a pair dataset from human mean opinion scores (the supervised baseline).
+"""Pairs from human mean opinion scores: the supervised baseline (``ssvqa build-mos-pairs``).
 
-    python dataset_builders/mos_pairs.py --help
-    python -m dataset_builders.mos_pairs ...        # the same
+    python dataset_builders/mos_pairs.py lsvq=/data/LSVQ --split train -o lsvq-pairs --push-to-hub org/lsvq-pairs --private
 
-This is ``ssvqa build-mos-pairs``: the options are :mod:`ssvqa.commands.build_mos_pairs`'s and the
-build is :func:`ssvqa.pairs.mos.build_mos_pairs` (its module doc explains how pairs and labels are made).
-From Python::
-
-    from ssvqa.pairs import build_mos_pairs
-    report = build_mos_pairs(...)  # then print(report); push_to_hub="user/name" publishes it
+Most benchmarks may not be redistributed: keep such a dataset local or private. The build:
+:func:`ssvqa.pairs.build_mos_pairs`.
 """
 
 import sys

@@ -1,14 +1,9 @@
-"""Build a pair dataset from unlabeled videos labelled by quality teachers (pseudo labels).
+"""Pairs of unlabeled videos, labelled by quality teachers whose scores are aligned and combined.
 
-    python dataset_builders/pseudo_label_pairs.py --help
-    python -m dataset_builders.pseudo_label_pairs ...        # the same
+    python dataset_builders/pseudo_label_pairs.py /data/pool -o pseudo/ --teachers classical,brisque,niqe \
+        --teacher-scores dover=dover.csv fastvqa=fastvqa.csv --push-to-hub user/pseudo-pairs
 
-This is ``ssvqa build-pseudo-pairs``: the options are :mod:`ssvqa.commands.build_pseudo_pairs`'s and the
-build is :func:`ssvqa.pairs.pseudo.build_pseudo_pairs` (its module doc explains how pairs and labels are made).
-From Python::
-
-    from ssvqa.pairs import build_pseudo_pairs
-    report = build_pseudo_pairs(...)  # then print(report); push_to_hub="user/name" publishes it
+``ssvqa build-pseudo-pairs`` under another name; the build is :func:`ssvqa.pairs.build_pseudo_pairs`.
 """
 
 import sys

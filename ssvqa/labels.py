@@ -455,19 +455,14 @@ def label_pairs(
     thresholds: LevelThresholds = LevelThresholds(),
     disagreement: float | None = 0.5,
     single_teacher_spread: float = 0.5,
-    max_pairs_per_video: int = 4,
-    num_pairs: int | None = None,
-    num_strata: int = 3,
-    seed: int = 0,
-    content_ids: Mapping[Hashable, str] | None = None,
-    same_content: bool = False,
-    groups: Mapping[Hashable, Hashable] | None = None,
+    **sampling: Any,
 ) -> PseudoLabels:
     """Teacher scores -> labelled pseudo pairs: combine, sample, level, drop disagreements.
 
     1. :func:`combine_teachers` (``method``, ``reference``, ``weights``, ``single_teacher_spread``);
-    2. :func:`sample_pairs` on the combined scores (``max_pairs_per_video``, ``num_pairs``,
-       ``num_strata``, ``seed``, ``content_ids``, ``same_content``, ``groups``);
+    2. :func:`sample_pairs` on the combined scores, with the keyword arguments in ``sampling``
+       (``max_pairs_per_video``, ``num_pairs``, ``num_strata``, ``seed``, ``content_ids``,
+       ``same_content``, ``groups``);
     3. drop the pairs on which :func:`teachers_disagree` by more than ``disagreement``
        (``None`` keeps them all; with one teacher nothing can disagree);
     4. :func:`pair_level` with ``thresholds`` for each pair kept.
@@ -481,10 +476,7 @@ def label_pairs(
         single_teacher_spread=single_teacher_spread,
     )
     videos = list(consensus.score)
-    pairs = sample_pairs(
-        videos, consensus.score, max_pairs_per_video=max_pairs_per_video, num_pairs=num_pairs,
-        num_strata=num_strata, seed=seed, content_ids=content_ids, same_content=same_content, groups=groups,
-    )
+    pairs = sample_pairs(videos, consensus.score, **sampling)
     rows, dropped = [], 0
     for a, b in pairs:
         teachers_a = {t: scores[a] for t, scores in consensus.normalised.items() if a in scores}

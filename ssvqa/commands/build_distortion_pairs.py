@@ -33,23 +33,15 @@ def _level(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options (shared by ``ssvqa build-distortion-pairs`` and ``python -m``)."""
     what, how = add_builder_arguments(parser, "what pairs to make")
-    what.add_argument(
-        "--types",
-        type=_type_list,
-        default=None,
-        help=f"comma-separated distortion types to draw from (default: all): {', '.join(CATALOGUE)}",
-    )
+    what.add_argument("--types", type=_type_list, default=None,
+                      help=f"comma-separated distortion types to draw from (default: all): {', '.join(CATALOGUE)}")
     what.add_argument("--types-per-source", type=int, default=3, help="distortion types per source (default: 3)")
     what.add_argument("--levels", type=_level, nargs="+", default=None, help="ladder levels to render (default: all, 1 = mildest)")
     what.add_argument("--composed", type=int, default=0, help="extra variants per source composing two of its types (default: 0)")
     what.add_argument("--test-fraction", type=float, default=0.2, help="share of contents in the test split (default: 0.2)")
     what.add_argument("--seed", type=int, default=0, help="seeds every random choice (default: 0)")
-    what.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help=f"scale sources down to fit this many pixels, aspect kept; 0 keeps the size (default: {DEFAULT_MAX_PIXELS})",
-    )
+    what.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                      help=f"scale sources down to fit this many pixels, aspect kept; 0 keeps the size (default: {DEFAULT_MAX_PIXELS})")
     how.add_argument("--num-proc", type=int, default=1, help="worker processes (default: 1)")
     how.add_argument("--threads", type=int, default=1, help="ffmpeg threads per worker (default: 1)")
 
@@ -61,18 +53,9 @@ def main(args: argparse.Namespace) -> int:
     says why: nothing usable, or inputs that failed for a reason that may not last).
     """
     report = build_distortion_pairs(
-        args.inputs,
-        args.output_dir,
-        types=args.types,
-        types_per_source=args.types_per_source,
-        levels=args.levels,
-        composed=args.composed,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-        max_pixels=args.max_pixels or None,
-        threads=args.threads,
-        num_proc=args.num_proc,
-        **builder_kwargs(args),
+        args.inputs, args.output_dir, types=args.types, types_per_source=args.types_per_source, levels=args.levels,
+        composed=args.composed, test_fraction=args.test_fraction, seed=args.seed, max_pixels=args.max_pixels or None,
+        threads=args.threads, num_proc=args.num_proc, **builder_kwargs(args),
     )
     print(report)
     return 0 if report.complete else 1

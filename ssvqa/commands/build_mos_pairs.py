@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ssvqa.commands.options import add_publishing_arguments
+from ssvqa.commands.options import add_publishing_arguments, publishing_kwargs
 from ssvqa.pairs.mos import SIMILAR_Z, SUPERIOR_Z, build_mos_pairs
 
 
@@ -41,27 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the command with parsed ``args``; prints the summary."""
     report = build_mos_pairs(
-        args.source,
-        args.output_dir,
-        split=args.split,
-        name_column=args.name_column,
-        score_column=args.score_column,
-        std_column=args.std_column,
-        on_missing=args.on_missing,
-        pairs_per_video=args.pairs_per_video,
-        num_groups=args.num_groups,
-        content_regex=args.content_regex,
-        similar_z=args.similar_z,
-        superior_z=args.superior_z,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-        check=not args.no_check,
-        num_workers=args.num_workers,
-        license=args.license,
-        push_to_hub=args.push_to_hub,
-        revision=args.revision,
-        private=args.private,
-        token=args.token,
+        args.source, args.output_dir, split=args.split, name_column=args.name_column, score_column=args.score_column,
+        std_column=args.std_column, on_missing=args.on_missing, pairs_per_video=args.pairs_per_video,
+        num_groups=args.num_groups, content_regex=args.content_regex, similar_z=args.similar_z, superior_z=args.superior_z,
+        test_fraction=args.test_fraction, seed=args.seed, check=not args.no_check, num_workers=args.num_workers,
+        **publishing_kwargs(args),
     )
     print(report)
     return 0 if report.complete else 1

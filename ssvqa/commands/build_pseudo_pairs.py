@@ -63,20 +63,12 @@ def main(args: argparse.Namespace) -> int:
     """Run the command with parsed ``args``; prints the summary.
 
     Exit status: 0 when pairs were made; 1 when none were (the summary says why)."""
+    thresholds = LevelThresholds(similar=args.similar, superior=args.superior, noise_floor=args.noise_floor)
     report = build_pseudo_pairs(
-        args.inputs,
-        args.output_dir,
-        teachers=args.teachers,
-        max_pairs_per_video=args.max_pairs_per_video,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-        external_teachers=args.teacher_scores,
-        normalisation=args.normalisation,
-        reference=args.reference,
-        thresholds=LevelThresholds(similar=args.similar, superior=args.superior, noise_floor=args.noise_floor),
-        disagreement=None if args.disagreement < 0 else args.disagreement,
-        batch_size=args.batch_size,
-        **builder_kwargs(args),
+        args.inputs, args.output_dir, teachers=args.teachers, max_pairs_per_video=args.max_pairs_per_video,
+        test_fraction=args.test_fraction, seed=args.seed, external_teachers=args.teacher_scores,
+        normalisation=args.normalisation, reference=args.reference, thresholds=thresholds,
+        disagreement=None if args.disagreement < 0 else args.disagreement, batch_size=args.batch_size, **builder_kwargs(args),
     )
     print(report)
-    return 0 if report.num_pairs else 1
+    return 0 if report.complete else 1

@@ -75,8 +75,16 @@ def add_publishing_arguments(parser: argparse.ArgumentParser, private_help: str 
 
 def builder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of the options :func:`add_builder_arguments` added, for a builder function."""
-    names = ("shard_index", "num_shards", "video_column", "work_dir", "license", "push_to_hub", "revision", "private", "token")
-    return {name: getattr(args, name) for name in names}
+    names = ("shard_index", "num_shards", "video_column", "work_dir")
+    return {**{name: getattr(args, name) for name in names}, **publishing_kwargs(args)}
+
+
+def publishing_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``license`` and ``push_to_hub`` (a :class:`~ssvqa.hub.HubPush`) from the publishing options."""
+    from ssvqa.hub import HubPush
+
+    push = HubPush(args.push_to_hub, revision=args.revision, private=args.private, token=args.token) if args.push_to_hub else None
+    return {"license": args.license, "push_to_hub": push}
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = True, model_help: str = "ranker folder or Hub id") -> None:
@@ -137,17 +145,9 @@ def scorer_from_args(args: argparse.Namespace, anchors=None):
     from ssvqa.scorer import QualityScorer
 
     device_map = "auto" if torch.cuda.is_available() else None
+    sampling = {"num_frames": args.num_frames, "fps": args.fps, "max_pixels": args.max_pixels}  # None: the model's own
     return QualityScorer.from_pretrained(
-        args.model,
-        anchors if anchors is not None else args.anchors,
-        adapter=args.adapter,
-        num_frames=args.num_frames,
-        fps=args.fps,
-        max_pixels=args.max_pixels,
-        temperature=args.temperature,
-        mirrored=args.mirrored,
-        batch_size=args.batch_size,
-        calibration=args.calibration,
-        quantization=args.quantization,
-        device_map=device_map,
+        args.model, anchors if anchors is not None else args.anchors, adapter=args.adapter, **sampling,
+        temperature=args.temperature, mirrored=args.mirrored, batch_size=args.batch_size, calibration=args.calibration,
+        quantization=args.quantization, device_map=device_map,
     )

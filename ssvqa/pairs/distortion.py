@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ssvqa.distortions import CATALOGUE, Variant, probe_source, reference_size, render_variants, ssim_many, unsupported
+from ssvqa.hub import HubPush
 from ssvqa.errors import UsageError, VideoError
 from ssvqa.labels import LEVELS, SIMILAR, level_prob
 from ssvqa.pairs.dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
@@ -323,17 +324,14 @@ def build_distortion_pairs(
     video_column: str = "video",
     work_dir: str | Path | None = None,
     license: str = "other",
-    push_to_hub: str | None = None,
-    revision: str | None = None,
-    private: bool = False,
-    token: str | None = None,
+    push_to_hub: str | HubPush | None = None,
 ) -> DistortionPairsReport:
     """Build (or resume building) this shard of a distortion-pair dataset into ``output_dir``.
 
     ``inputs`` is anything :func:`ssvqa.pairs.sources.collect_inputs` reads, or a list of video paths.
     The other arguments are the command's options (``--help``). Returns what was done; the
-    dataset is a folder ``datasets.load_dataset(output_dir)`` reads, pushed to ``push_to_hub``
-    (at branch ``revision``) when given.
+    dataset is a folder ``datasets.load_dataset(output_dir)`` reads, pushed to ``push_to_hub`` (a
+    dataset repo id, or a :class:`~ssvqa.hub.HubPush` naming a branch) when given.
     """
     start = time.monotonic()
     output_dir = Path(output_dir)
@@ -406,17 +404,7 @@ def build_distortion_pairs(
         retry=[s.to_dict() for s in mapped.skipped if not s.final],
     )
     if push_to_hub and report.complete:  # an unfinished shard is pushed by the rerun that finishes it
-        from ssvqa.hub import push_folder
-
-        report.commit_url = push_folder(
-            output_dir,
-            push_to_hub,
-            repo_type="dataset",
-            revision=revision,
-            private=private,
-            token=token,
-            commit_message=f"Distortion pairs, shard {shard_index + 1} of {num_shards}",
-        )
+        report.commit_url = HubPush.of(push_to_hub).push(output_dir, f"Distortion pairs, shard {shard_index + 1} of {num_shards}")
     return report
 
 

@@ -52,6 +52,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ssvqa.hub import HubPush
 from ssvqa.errors import SsvqaError, VideoError
 from ssvqa.hashing import stable_bucket
 from ssvqa.labels import LEVEL_WEIGHTS, level_of_gap
@@ -219,35 +220,6 @@ class MosPairsReport(BuildReport):
         return "fewer than two usable videos in a content group (see the reasons above)"
 
 
-def load_scored_videos(
-    source: str | Path,
-    *,
-    split: str | None = None,
-    name_column: str = "name",
-    score_column: str = "mos",
-    std_column: str | None = None,
-    on_missing: str = "error",
-):
-    """The scored videos of ``source`` and what was missing: ``(dataset, skipped)``.
-
-    ``source`` is what :func:`ssvqa.benchmarks.load_scored` reads (``"NAME=ROOT"``,
-    ``"NAME/SPLIT=ROOT"`` or a label file). With ``on_missing="skip"`` the missing videos are left out and
-    ``skipped`` has one entry saying how many and which (the loader's message).
-    """
-    from ssvqa.benchmarks import load_scored
-
-    spec = str(source)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        dataset = load_scored(spec, split=split, name_column=name_column, score_column=score_column,
-                              std_column=std_column, on_missing=on_missing)
-    skipped = [{"input": spec, "reason": str(w.message)} for w in caught if "not found" in str(w.message)]
-    for w in caught:  # anything else the loaders warned about is still shown
-        if "not found" not in str(w.message):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return dataset, skipped
-
-
 def check_videos(paths: list[str], num_workers: int = 4) -> dict[str, str]:
     """``{path: reason}`` of the videos that cannot be opened (probed in ``num_workers`` threads)."""
     from ssvqa.video import probe
@@ -283,10 +255,7 @@ def build_mos_pairs(
     check: bool = True,
     num_workers: int = 4,
     license: str = "other",
-    push_to_hub: str | None = None,
-    revision: str | None = None,
-    private: bool = False,
-    token: str | None = None,
+    push_to_hub: str | HubPush | None = None,
 ) -> MosPairsReport:
     """Build a MOS pair dataset into ``output_dir`` (see the module doc).
 
@@ -298,8 +267,8 @@ def build_mos_pairs(
     start = time.monotonic()
     output_dir = Path(output_dir)
     if isinstance(source, (str, Path)):
-        dataset, skipped = load_scored_videos(source, split=split, name_column=name_column, score_column=score_column,
-                                              std_column=std_column, on_missing=on_missing)
+        dataset, skipped = _load_scores(str(source), split=split, name_column=name_column, score_column=score_column,
+                                        std_column=std_column, on_missing=on_missing)
         records = [dict(zip(dataset.column_names, values)) for values in zip(*(dataset[c] for c in dataset.column_names))]
         described = str(source)
     else:
@@ -352,11 +321,25 @@ def build_mos_pairs(
         unpaired=sorted(str(r.get("name") or r["video"]) for r in records if str(r["video"]) not in paired),
     )
     if push_to_hub:
-        from ssvqa.hub import push_folder
-
-        report.commit_url = push_folder(output_dir, push_to_hub, repo_type="dataset", revision=revision, private=private,
-                                        token=token, commit_message="MOS pairs")
+        report.commit_url = HubPush.of(push_to_hub).push(output_dir, "MOS pairs")
     return report
+
+
+def _load_scores(spec: str, **options):
+    """The scored videos of ``spec`` (what :func:`ssvqa.benchmarks.load_scored` reads: ``"NAME=ROOT"``,
+    ``"NAME/SPLIT=ROOT"`` or a label file) and what was missing: ``(dataset, skipped)``. With
+    ``on_missing="skip"`` the missing videos are left out and ``skipped`` has one entry saying how
+    many and which (the loader's message)."""
+    from ssvqa.benchmarks import load_scored
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        dataset = load_scored(spec, **options)
+    skipped = [{"input": spec, "reason": str(w.message)} for w in caught if "not found" in str(w.message)]
+    for w in caught:  # anything else the loaders warned about is still shown
+        if "not found" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return dataset, skipped
 
 
 def _is_benchmark(source) -> bool:

@@ -49,6 +49,7 @@ from typing import Any, Sequence
 
 from ssvqa.annotators.base import annotate
 from ssvqa.annotators.external import ExternalScores
+from ssvqa.hub import HubPush
 from ssvqa.errors import UsageError
 from ssvqa.labels import LevelThresholds, label_pairs
 from ssvqa.pairs.dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
@@ -135,10 +136,7 @@ def build_pseudo_pairs(
     video_column: str = "video",
     work_dir: str | Path | None = None,
     license: str = "other",
-    push_to_hub: str | None = None,
-    revision: str | None = None,
-    private: bool = False,
-    token: str | None = None,
+    push_to_hub: str | HubPush | None = None,
     progress: bool = True,
 ) -> PseudoPairsReport:
     """Build this shard of a pseudo-label pair dataset into ``output_dir`` (see the module doc).
@@ -265,12 +263,7 @@ def build_pseudo_pairs(
         unknown_videos=unknown,
     )
     if push_to_hub and writer and report.num_pairs:
-        from ssvqa.hub import push_folder
-
-        report.commit_url = push_folder(
-            output_dir, push_to_hub, repo_type="dataset", revision=revision, private=private, token=token,
-            commit_message=f"Pseudo-label pairs, shard {shard_index + 1} of {num_shards}",
-        )
+        report.commit_url = HubPush.of(push_to_hub).push(output_dir, f"Pseudo-label pairs, shard {shard_index + 1} of {num_shards}")
     return report
 
 
