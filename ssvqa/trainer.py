@@ -37,6 +37,11 @@ trainer.train()
 
 From a recipe's `trl.ModelConfig`: `ssvqa.model_config.peft_config(model_args)` and
 `model_init_kwargs(model_args)` (`trl.get_peft_config`/`get_quantization_config`, checked).
+
+What trains is chosen per part, each with its own learning rate if wanted: W2S-VQA's setting is
+`RankConfig(vision_tower="full", projector="full", language_model="frozen",
+vision_tower_learning_rate=2e-6, learning_rate=1e-5, ...)` without a `peft_config` (see the
+"Trainable parts" fields of [`RankConfig`] and [`~ssvqa.modeling.TrainableParts`]).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from transformers.trainer_utils import enable_full_determinism, set_seed
 from ssvqa.collator import DataCollatorForVideoPairs, check_frame_sampling
 from ssvqa.errors import CheckpointError
 from ssvqa.labels import LEVELS
+from ssvqa.modeling import PART_MODES
 from ssvqa.prompts import expected_preference, level_token_ids
 from ssvqa.sampling import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DEFAULT_NUM_FRAMES, SAMPLING_MODES, VideoSampling, processor_frame_multiple
 
@@ -113,6 +119,29 @@ class RankConfig(TrainingArguments):
         confidence_tau_start (`float`, defaults to `0.5`) and confidence_tau_end (`float`, defaults to `0.1`):
             τ of α goes linearly from the first to the second over the warm-up, then stays.
 
+        > Trainable parts (see [`~ssvqa.modeling.TrainableParts`])
+
+        vision_tower (`str`, *optional*):
+            `"frozen"`, `"full"` or `"lora"` (LoRA adapters on the vision encoder's attention and MLP
+            projections; the LoRA's shape comes from `use_peft`/`lora_r`... or `peft_config`).
+            None: frozen with a LoRA config, else full (what the model trained before these fields).
+        projector (`str`, *optional*):
+            The vision-to-language projector (Qwen's merger(s), LLaVA-OneVision's
+            `multi_modal_projector`): `"frozen"` or `"full"`. None: full without a LoRA config; with
+            one, frozen unless `model_init_kwargs` has `train_vision_projector: true` (the older spelling).
+        language_model (`str`, *optional*):
+            `"lora"`, `"frozen"` or `"full"` (decoder, embeddings and `lm_head`). None: `"lora"` with
+            a LoRA config, else full. A quantized language model (`load_in_4bit`) never trains in full.
+            W2S-VQA's setting: `vision_tower: full`, `projector: full`, `language_model: frozen`.
+        vision_tower_learning_rate (`float`, *optional*):
+            Peak learning rate of the vision tower's trained weights (its LoRA, or all of it); None:
+            `learning_rate`. The scheduler scales it like the others (each part is its own
+            optimizer group, weight decay split as usual).
+        projector_learning_rate (`float`, *optional*):
+            The same for the projector.
+        language_model_learning_rate (`float`, *optional*):
+            The same for the language model.
+
         > Model
 
         model_init_kwargs (`dict`, *optional*):
@@ -147,6 +176,24 @@ class RankConfig(TrainingArguments):
     )
     confidence_tau_start: float = field(default=0.5, metadata={"help": "Confidence weight temperature at step 0."})
     confidence_tau_end: float = field(default=0.1, metadata={"help": "Confidence weight temperature after warm-up."})
+    vision_tower: str | None = field(
+        default=None, metadata={"help": "Vision tower: frozen, full or lora (None: frozen with a LoRA config, else full)."}
+    )
+    projector: str | None = field(
+        default=None, metadata={"help": "Vision-to-language projector: frozen or full (None: as the LoRA config implies)."}
+    )
+    language_model: str | None = field(
+        default=None, metadata={"help": "Language model: lora, frozen or full (None: lora with a LoRA config, else full)."}
+    )
+    vision_tower_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of the vision tower (None: learning_rate)."}
+    )
+    projector_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of the projector (None: learning_rate)."}
+    )
+    language_model_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of the language model (None: learning_rate)."}
+    )
     model_init_kwargs: dict[str, Any] | str | None = field(
         default=None, metadata={"help": "kwargs (or JSON) for ssvqa.modeling.load_ranker when model is a string."}
     )
@@ -166,7 +213,29 @@ class RankConfig(TrainingArguments):
         if not 0.0 < self.confidence_warmup_ratio <= 1.0:
             raise ValueError(f"confidence_warmup_ratio must be in (0, 1], got {self.confidence_warmup_ratio}")
         self.video_sampling()  # a bad sampling fails here, not at the first batch
+        self._check_parts()
         super().__post_init__()
+
+    def _check_parts(self) -> None:
+        """Refuse a part mode that does not exist, and a learning rate for a part that is frozen."""
+        for part, modes in PART_MODES.items():
+            mode, rate = getattr(self, part), getattr(self, f"{part}_learning_rate")
+            if mode is not None and mode not in modes:
+                raise ValueError(f"{part} must be one of {', '.join(modes)}, got {mode!r}")
+            if rate is not None and rate <= 0:
+                raise ValueError(f"{part}_learning_rate must be > 0, got {rate}")
+            if rate is not None and mode == "frozen":
+                raise ValueError(f"{part}_learning_rate={rate} has no effect with {part}='frozen'")
+
+    def trainable_parts(self) -> dict[str, str | None]:
+        """``{part: mode}`` as set here (None: not chosen), for
+        [`~ssvqa.modeling.TrainableParts.from_settings`]."""
+        return {part: getattr(self, part) for part in PART_MODES}
+
+    def part_learning_rates(self) -> dict[str, float]:
+        """``{part: learning rate}`` of the parts given their own (the others use `learning_rate`)."""
+        rates = {part: getattr(self, f"{part}_learning_rate") for part in PART_MODES}
+        return {part: rate for part, rate in rates.items() if rate is not None}
 
     def video_sampling(self, processor=None) -> VideoSampling:
         """The [`~ssvqa.sampling.VideoSampling`] of these fields; with ``processor``, its frame multiple."""
@@ -226,8 +295,9 @@ class RankTrainer(Trainer):
         train_dataset / eval_dataset: pair datasets (`video_a`, `video_b`, `label`, `prob`).
         processing_class: the processor; loaded with the model when `model` is a string.
         peft_config: a `peft.LoraConfig` (e.g. from `trl.get_peft_config`), or None; LoRA adapters
-            are added to the model. Without `target_modules` the language model's projections are
-            targeted (`ssvqa.modeling.lora_target_modules`).
+            are added to the model. Without `target_modules` the projections of the parts under LoRA
+            are targeted (`args.language_model`/`args.vision_tower`; by default the language
+            model's, `ssvqa.modeling.lora_target_modules`).
         data_collator: defaults to [`DataCollatorForVideoPairs`] with the video sampling of `args`.
 
     The video sampling (`args.video_sampling(processor)`) is saved beside the weights by
@@ -256,6 +326,7 @@ class RankTrainer(Trainer):
         if peft_config is not None and not isinstance(peft_config, PeftConfig):
             raise TypeError(f"peft_config must be a peft.LoraConfig (e.g. trl.get_peft_config(model_args)) or None, got {peft_config!r}")
         self.model_id = model if isinstance(model, str) else getattr(model.config, "_name_or_path", None)
+        chosen = args.trainable_parts()
         if isinstance(model, str):
             from transformers import AutoConfig
 
@@ -264,16 +335,18 @@ class RankTrainer(Trainer):
             init = dict(args.model_init_kwargs or {})
             if "quantization_config" in init:  # TRL's name for it
                 init["quantization"] = init.pop("quantization_config")
+            both = [part for part, mode in chosen.items() if mode is not None and part in init]
+            if both:
+                raise ValueError(f"{', '.join(both)} set both as a RankConfig field and in model_init_kwargs: set it once")
             if args.fps is not None:  # refused before gigabytes of weights are read
                 config = AutoConfig.from_pretrained(model, revision=init.get("revision"),
                                                     trust_remote_code=init.get("trust_remote_code", False))
                 check_frame_sampling(config.model_type, args.fps)
+            init.update({part: mode for part, mode in chosen.items() if mode is not None})
             model, loaded_processor = load_ranker(model, lora=peft_config, **init)
             processing_class = processing_class or loaded_processor
-        elif peft_config is not None:
-            from ssvqa.modeling import add_lora
-
-            model = add_lora(model, peft_config)
+        else:
+            model = _choose_parts(model, peft_config, chosen)
         if processing_class is None:
             raise ValueError("processing_class (the model's processor) is required when model is not a string")
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
@@ -304,6 +377,7 @@ class RankTrainer(Trainer):
             self.model.add_model_tags(self._tag_names)
         # Sums, not means, so accuracy over an epoch is exact however batches split the ties.
         self._stats = {"train": defaultdict(float), "eval": defaultdict(float)}
+        self._part_groups: dict[str, int] = {}  # part -> index of its first optimizer group (create_optimizer)
 
     # ------------------------------------------------------------------ loss
 
@@ -369,8 +443,57 @@ class RankTrainer(Trainer):
             logs[f"{prefix}level_entropy"] = stats["entropy_sum"] / stats["pairs"]
         if stats["loss_batches"]:
             logs[f"{prefix}confidence_lambda"] = stats["confidence_lambda_sum"] / stats["loss_batches"]
+        if mode == "train" and self._part_groups and "learning_rate" in logs:
+            rates = [group["lr"] for group in self.optimizer.param_groups]  # as the scheduler set them
+            logs.update({f"learning_rate_{part}": rates[index] for part, index in self._part_groups.items()})
         stats.clear()
         super().log(logs, start_time)
+
+    # ------------------------------------------------------------------ optimizer
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """``Trainer``'s optimizer, with separate groups for each part that has its own learning rate.
+
+        Without `vision_tower_learning_rate`/`projector_learning_rate`/`language_model_learning_rate`
+        this is ``Trainer.create_optimizer``. With any, the trained parameters are grouped by part
+        (:func:`ssvqa.modeling.parameter_parts`) and, within a part, by weight decay as ``Trainer``
+        splits them (`get_decay_parameter_names`); a part's groups carry its rate as ``lr`` (the
+        scheduler scales every group from its own), the others `learning_rate`. Groups at
+        `learning_rate` come first, so the logged `learning_rate` stays the global one; each
+        part's own is logged as `learning_rate_<part>`.
+
+        Raises:
+            ValueError: a part has its own rate but none of its parameters trains, or the optimizer
+                (`optim`) builds its own parameter groups.
+        """
+        rates = self.args.part_learning_rates()
+        if self.optimizer is not None or not rates:
+            return super().create_optimizer(model)
+        from transformers.trainer_optimizer import is_optimizer_factory
+
+        from ssvqa.modeling import parameter_parts
+
+        opt_model = self.model if model is None else model
+        owner = parameter_parts(opt_model)
+        decay = set(self.get_decay_parameter_names(opt_model))
+        grouped: dict[tuple[str, bool], list[torch.nn.Parameter]] = defaultdict(list)
+        for name, param in opt_model.named_parameters():
+            if param.requires_grad:
+                grouped[(owner[id(param)], name in decay)].append(param)
+        idle = [part for part in rates if not any(key[0] == part for key in grouped)]
+        if idle:
+            raise ValueError(f"{', '.join(f'{part}_learning_rate' for part in idle)} set, but no parameter of "
+                             f"{' or '.join(idle)} trains (see the trainable parts: {self.args.trainable_parts()})")
+        keys = sorted(grouped, key=lambda key: key[0] in rates)  # stable: the global-rate groups first
+        groups = [{"params": grouped[(part, decays)], "weight_decay": self.args.weight_decay if decays else 0.0,
+                   **({"lr": rates[part]} if part in rates else {})} for part, decays in keys]
+        self._part_groups = {part: keys.index(next(key for key in keys if key[0] == part)) for part in rates}
+        optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        if is_optimizer_factory(optimizer_cls) or {"params", "model", "optimizer_dict"} & set(optimizer_kwargs):
+            raise ValueError(f"per-part learning rates need an optimizer over parameter groups (e.g. adamw_torch); "
+                             f"optim={self.args.optim!r} builds its own groups")
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return super().create_optimizer(model)  # the optimizer exists: only its wrapping (SageMaker) is left
 
     # ------------------------------------------------------------------ resuming
 
@@ -455,6 +578,7 @@ against anchor videos (`ssvqa score`).
 - loss: `{args.loss_type}`{" with soft targets" if args.soft_targets else ""}; label smoothing {args.label_smoothing};
   swap augmentation: {args.swap_augmentation}
 - video sampling: {self.video_sampling.describe()} (`video_sampling.json`)
+- trained parts: {self._trained_parts()}
 - optimisation: learning rate {args.learning_rate}, {length}, batch {args.per_device_train_batch_size}
   per device x {args.gradient_accumulation_steps} accumulation, {self.state.global_step} steps done, seed {args.seed}
 
@@ -473,6 +597,45 @@ model, processor = {load}
 ```
 """
         return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+    def _trained_parts(self) -> str:
+        """What trained, counted on the model: e.g. "vision tower 58,816 parameters (learning rate
+        2e-06), projector 24,800 parameters, language model frozen"."""
+        from ssvqa.modeling import parameter_parts
+
+        owner, counts = parameter_parts(self.model), dict.fromkeys(PART_MODES, 0)
+        for param in self.model.parameters():
+            if param.requires_grad:
+                counts[owner[id(param)]] += param.numel()
+        rates = self.args.part_learning_rates()
+        return ", ".join(
+            f"{part.replace('_', ' ')} " + (f"{count:,} parameters" if count else "frozen")
+            + (f" (learning rate {rates[part]:g})" if count and part in rates else "")
+            for part, count in counts.items()
+        )
+
+
+def _choose_parts(model, peft_config, chosen: dict[str, str | None]):
+    """What trains in a model given already loaded (``chosen``: `RankConfig.trainable_parts`);
+    returns the model (a new ``PeftModel`` when a LoRA is added).
+
+    With ``peft_config`` a new LoRA is added for the chosen parts; a model that already has an
+    adapter (a saved round loaded trainable) trains what its adapter holds, which must be a LoRA
+    if parts are chosen; a plain model gets ``requires_grad`` per part. Nothing chosen and no
+    ``peft_config``: the model trains as it comes.
+    """
+    from ssvqa.modeling import TrainableParts, add_lora, set_trainable_parts
+
+    has_adapter = hasattr(model, "peft_config")
+    if peft_config is not None:
+        if has_adapter:
+            raise ValueError("peft_config given for a model that already has an adapter")
+        return add_lora(model, peft_config, parts=TrainableParts.from_settings(**chosen, lora=True))
+    if any(chosen.values()):
+        parts = TrainableParts.from_settings(**chosen, lora=has_adapter)  # refuses parts an adapter cannot train
+        if not has_adapter:
+            set_trainable_parts(model, parts)
+    return model
 
 
 def _hub_id(model_id: str | None) -> str | None:
