@@ -34,7 +34,7 @@ def estimate_recipe(recipe: Path, world_size: int = 1, sharding: str = "ddp"):
     from transformers import AutoConfig
 
     from ssvqa.memory import estimate_memory
-    from ssvqa.modeling import TrainableParts
+    from ssvqa.model_parts import TrainableParts
 
     fields = yaml.safe_load(Path(recipe).read_text())
     model = fields["model_name_or_path"]

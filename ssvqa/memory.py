@@ -32,8 +32,8 @@ weights, LoRA, gradients and optimizer states by ``world_size`` and adds the lar
 gathered while it runs. Activations are per GPU either way.
 
 **W2S-VQA's parts** (``parts``: the vision tower and/or projector trained in full, the language
-model frozen, no quantization, no LoRA; :class:`ssvqa.modeling.TrainableParts`) replace the LoRA
-rows by rows for the ``N`` trained parameters (:func:`ssvqa.modeling.parameter_parts` counts them):
+model frozen, no quantization, no LoRA; :class:`ssvqa.model_parts.TrainableParts`) replace the LoRA
+rows by rows for the ``N`` trained parameters (:func:`ssvqa.model_parts.parameter_parts` counts them):
 
 * ``"zero2"``/``"zero3"`` (DeepSpeed, bf16): fp32 master weights and the two AdamW moments,
   ``12 N`` bytes, and the gradients in the compute dtype, all divided by ``world_size``; plus
@@ -93,11 +93,11 @@ def parameter_counts(config, lora_r: int = 16) -> dict[str, int]:
     layers (what 4-bit replaces); ``lora``: LoRA parameters of rank ``lora_r`` on the ``"auto"``
     target; ``largest_linear``: the biggest quantizable weight; ``largest_layer``: the biggest
     decoder layer; ``vision_tower``, ``projector``, ``language_model``: the parameters of each
-    trainable part (:func:`ssvqa.modeling.parameter_parts`).
+    trainable part (:func:`ssvqa.model_parts.parameter_parts`).
     """
     from transformers import AutoModelForImageTextToText
 
-    from ssvqa.modeling import PART_MODES, parameter_parts
+    from ssvqa.model_parts import PART_MODES, parameter_parts
 
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config)
@@ -152,11 +152,11 @@ def estimate_memory(
     parts=None,
 ) -> MemoryEstimate:
     """Per-GPU memory of training ``config`` on pairs (formulas in the module doc): LoRA/QLoRA on
-    the language model, or with ``parts`` (a :class:`ssvqa.modeling.TrainableParts`) the vision
+    the language model, or with ``parts`` (a :class:`ssvqa.model_parts.TrainableParts`) the vision
     tower and/or projector in full with the language model frozen."""
     if sharding not in ("ddp", "zero2", "zero3"):
         raise ValueError(f"sharding must be 'ddp', 'zero2' or 'zero3', got {sharding!r}")
-    from ssvqa.modeling import TrainableParts
+    from ssvqa.model_parts import TrainableParts
 
     full_parts = None
     if parts is not None and parts != TrainableParts():  # the default: LoRA on the language model alone

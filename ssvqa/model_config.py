@@ -7,7 +7,7 @@ A recipe names its model with TRL's :class:`trl.ModelConfig` (``model_name_or_pa
 ``model_init_kwargs["quantization_config"]``. What ssvqa adds:
 
 - no ``lora_target_modules``: the projections of the parts under LoRA (the language model's by
-  default, :func:`ssvqa.modeling.lora_target_modules`; the vision tower's with
+  default, :func:`ssvqa.model_parts.lora_target_modules`; the vision tower's with
   ``vision_tower: lora``), since peft's defaults do not know video LMMs;
 - the vision tower, projector and ``lm_head`` stay unquantized (``llm_int8_skip_modules``);
 - ``dtype: auto`` computes 4-bit layers in bf16 on GPUs that support it, else float32;

@@ -1,4 +1,4 @@
-"""RankConfig and RankTrainer: teach a video LMM to say how the second video of a pair compares.
+"""RankTrainer: teach a video LMM to say how the second video of a pair compares (its arguments: RankConfig).
 
 The model reads two videos and the pre-filled answer "The quality of the second video is"; its
 next-token logits over the five level words (``inferior … superior``) are its answer. Two losses:
@@ -41,220 +41,29 @@ From a recipe's `trl.ModelConfig`: `ssvqa.model_config.peft_config(model_args)` 
 What trains is chosen per part, each with its own learning rate if wanted: W2S-VQA's setting is
 `RankConfig(vision_tower="full", projector="full", language_model="frozen",
 vision_tower_learning_rate=2e-6, learning_rate=1e-5, ...)` without a `peft_config` (see the
-"Trainable parts" fields of [`RankConfig`] and [`~ssvqa.modeling.TrainableParts`]).
+"Trainable parts" fields of [`RankConfig`] and [`~ssvqa.model_parts.TrainableParts`]).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 import datasets
 import torch
 import torch.nn.functional as F
 from peft import PeftConfig
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer
 from transformers.trainer_utils import enable_full_determinism, set_seed
 
+from ssvqa.checkpoints import load_adapter_checkpoint, load_full_checkpoint
 from ssvqa.collator import DataCollatorForVideoPairs, check_frame_sampling
-from ssvqa.errors import CheckpointError
 from ssvqa.labels import LEVELS
-from ssvqa.modeling import PART_MODES
+from ssvqa.model_parts import PART_MODES
+from ssvqa.pairs.dataset import VIDEO_COLUMNS
 from ssvqa.prompts import expected_preference, level_token_ids
-from ssvqa.sampling import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DEFAULT_NUM_FRAMES, SAMPLING_MODES, VideoSampling, processor_frame_multiple
-
-VIDEO_COLUMNS = ("video_a", "video_b")
-
-
-@dataclass
-class RankConfig(TrainingArguments):
-    r"""Configuration of [`RankTrainer`]: everything of `TrainingArguments`, plus:
-
-    Parameters:
-        > Video sampling (the trained model's [`~ssvqa.sampling.VideoSampling`], saved beside its weights)
-
-        num_frames (`int`, defaults to `8`):
-            Frames sampled uniformly from each video (short videos repeat frames).
-        fps (`float`, *optional*):
-            Sample this many frames per second instead of `num_frames` (the paper's "1 fps" setting).
-        max_frames (`int`, defaults to `32`):
-            Cap on frames per video when sampling by `fps`.
-        max_pixels (`int`, defaults to `112 * 112`):
-            Pixel budget per frame; frames are resized with aspect kept. Real runs: 448 * 448 or more.
-        sampling_mode (`str`, defaults to `"resize"`):
-            How frames meet the pixel budget (`ssvqa.sampling.SAMPLING_MODES`).
-        frame_multiple (`int`, *optional*):
-            Frame sides are rounded to this multiple. It is the processor's (patch size x spatial
-            merge: 28 for Qwen2.5-VL); a value given here is checked against it. Processors that
-            resize frames themselves (LLaVA-OneVision) use this value, default 28.
-        decode_threads (`int`, defaults to `1`):
-            FFmpeg threads per decode in the collator.
-        video_root (`str`, *optional*):
-            The folder that rows holding only a video path (no bytes) are read in; such a path may not
-            leave it. None: every row must hold its videos' bytes (as `load_pairs` returns them).
-
-        > Loss
-
-        loss_type (`str`, defaults to `"ce"`):
-            `"ce"`: cross-entropy over the five level tokens (the paper); `"bt"`: fidelity loss of the
-            expected preference against `prob` (Bradley–Terry learning to rank).
-        soft_targets (`bool`, defaults to `False`):
-            For `ce`, the target spreads `prob` over the two nearest levels instead of one-hot `label`.
-        label_smoothing (`float`, defaults to `0.0`):
-            For `ce`, mix the target with the uniform distribution by this much.
-        temperature (`float`, defaults to `1.0`):
-            Softmax temperature of the level logits when computing the expected preference.
-        swap_augmentation (`bool`, defaults to `False`):
-            Add each pair's mirror (second, first, mirrored label) to its batch: the model sees both orders.
-        confidence_loss (`bool`, defaults to `False`):
-            Add the adaptive confidence (entropy) term of W2S-VQA: `L = (1 − λ)·L_rank + λ·H`, with
-            `λ = α·min(1, t / T_warm)` and `α = exp(H/τ) / (exp(H/τ) + exp(L_rank/τ))` (see
-            [`confidence_weight`]). Logged as `confidence_lambda` and `level_entropy`.
-        confidence_warmup_ratio (`float`, defaults to `0.1`):
-            `T_warm` as a fraction of the training steps: λ ramps up linearly over it.
-        confidence_tau_start (`float`, defaults to `0.5`) and confidence_tau_end (`float`, defaults to `0.1`):
-            τ of α goes linearly from the first to the second over the warm-up, then stays.
-
-        > Trainable parts (see [`~ssvqa.modeling.TrainableParts`])
-
-        vision_tower (`str`, *optional*):
-            `"frozen"`, `"full"` or `"lora"` (LoRA adapters on the vision encoder's attention and MLP
-            projections; the LoRA's shape comes from `use_peft`/`lora_r`... or `peft_config`).
-            None: frozen with a LoRA config, else full (what the model trained before these fields).
-        projector (`str`, *optional*):
-            The vision-to-language projector (Qwen's merger(s), LLaVA-OneVision's
-            `multi_modal_projector`): `"frozen"` or `"full"`. None: full without a LoRA config; with
-            one, frozen unless `model_init_kwargs` has `train_vision_projector: true` (the older spelling).
-        language_model (`str`, *optional*):
-            `"lora"`, `"frozen"` or `"full"` (decoder, embeddings and `lm_head`). None: `"lora"` with
-            a LoRA config, else full. A quantized language model (`load_in_4bit`) never trains in full.
-            W2S-VQA's setting: `vision_tower: full`, `projector: full`, `language_model: frozen`.
-        vision_tower_learning_rate (`float`, *optional*):
-            Peak learning rate of the vision tower's trained weights (its LoRA, or all of it); None:
-            `learning_rate`. The scheduler scales it like the others (each part is its own
-            optimizer group, weight decay split as usual).
-        projector_learning_rate (`float`, *optional*):
-            The same for the projector.
-        language_model_learning_rate (`float`, *optional*):
-            The same for the language model.
-
-        > Model
-
-        model_init_kwargs (`dict`, *optional*):
-            Keyword arguments for `ssvqa.modeling.load_ranker` when `model` is a string, e.g.
-            `{"dtype": "bfloat16", "train_vision_projector": true}`. As in TRL's trainers,
-            `quantization_config` (a `BitsAndBytesConfig` or its dict, e.g. from
-            `trl.get_quantization_config`) quantizes the language model.
-    """
-
-    num_frames: int = field(default=DEFAULT_NUM_FRAMES, metadata={"help": "Frames sampled uniformly from each video."})
-    fps: float | None = field(default=None, metadata={"help": "Sample frames at this rate instead of num_frames."})
-    max_frames: int = field(default=DEFAULT_MAX_FRAMES, metadata={"help": "Cap on frames per video when sampling by fps."})
-    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata={"help": "Pixel budget per frame (aspect kept)."})
-    sampling_mode: str = field(default="resize", metadata={"help": f"How frames meet the pixel budget: {', '.join(SAMPLING_MODES)}."})
-    frame_multiple: int | None = field(default=None, metadata={"help": "Round frame sides to this multiple (default: the processor's)."})
-    decode_threads: int = field(default=1, metadata={"help": "FFmpeg threads per video decode."})
-    video_root: str | None = field(
-        default=None, metadata={"help": "Folder that path-only video rows are read in (None: rows must hold bytes)."}
-    )
-    loss_type: Literal["ce", "bt"] = field(
-        default="ce", metadata={"help": "ce: cross-entropy over level tokens; bt: fidelity loss on preference."}
-    )
-    soft_targets: bool = field(default=False, metadata={"help": "ce target from prob instead of one-hot label."})
-    label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the ce target."})
-    temperature: float = field(default=1.0, metadata={"help": "Temperature of the level softmax."})
-    swap_augmentation: bool = field(default=False, metadata={"help": "Also train on each pair's mirror."})
-    confidence_loss: bool = field(
-        default=False, metadata={"help": "Add W2S-VQA's adaptive confidence (entropy) term to the loss."}
-    )
-    confidence_warmup_ratio: float = field(
-        default=0.1, metadata={"help": "Fraction of the steps over which the confidence weight ramps up."}
-    )
-    confidence_tau_start: float = field(default=0.5, metadata={"help": "Confidence weight temperature at step 0."})
-    confidence_tau_end: float = field(default=0.1, metadata={"help": "Confidence weight temperature after warm-up."})
-    vision_tower: str | None = field(
-        default=None, metadata={"help": "Vision tower: frozen, full or lora (None: frozen with a LoRA config, else full)."}
-    )
-    projector: str | None = field(
-        default=None, metadata={"help": "Vision-to-language projector: frozen or full (None: as the LoRA config implies)."}
-    )
-    language_model: str | None = field(
-        default=None, metadata={"help": "Language model: lora, frozen or full (None: lora with a LoRA config, else full)."}
-    )
-    vision_tower_learning_rate: float | None = field(
-        default=None, metadata={"help": "Learning rate of the vision tower (None: learning_rate)."}
-    )
-    projector_learning_rate: float | None = field(
-        default=None, metadata={"help": "Learning rate of the projector (None: learning_rate)."}
-    )
-    language_model_learning_rate: float | None = field(
-        default=None, metadata={"help": "Learning rate of the language model (None: learning_rate)."}
-    )
-    model_init_kwargs: dict[str, Any] | str | None = field(
-        default=None, metadata={"help": "kwargs (or JSON) for ssvqa.modeling.load_ranker when model is a string."}
-    )
-    # Different defaults from TrainingArguments: the collator needs the raw video columns, and a
-    # tiny CPU run should log often.
-    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep video columns for the collator."})
-    logging_steps: float = field(default=10, metadata={"help": "Log every X update steps."})
-    report_to: None | str | list[str] = field(default="none", metadata={"help": "Integrations to report to."})
-
-    def __post_init__(self):
-        if isinstance(self.model_init_kwargs, str):
-            self.model_init_kwargs = json.loads(self.model_init_kwargs)
-        if self.loss_type not in ("ce", "bt"):
-            raise ValueError(f"loss_type must be 'ce' or 'bt', got {self.loss_type!r}")
-        if min(self.confidence_tau_start, self.confidence_tau_end) <= 0:
-            raise ValueError("confidence_tau_start and confidence_tau_end must be > 0")
-        if not 0.0 < self.confidence_warmup_ratio <= 1.0:
-            raise ValueError(f"confidence_warmup_ratio must be in (0, 1], got {self.confidence_warmup_ratio}")
-        self.video_sampling()  # a bad sampling fails here, not at the first batch
-        self._check_parts()
-        super().__post_init__()
-
-    def _check_parts(self) -> None:
-        """Refuse a part mode that does not exist, and a learning rate for a part that is frozen."""
-        for part, modes in PART_MODES.items():
-            mode, rate = getattr(self, part), getattr(self, f"{part}_learning_rate")
-            if mode is not None and mode not in modes:
-                raise ValueError(f"{part} must be one of {', '.join(modes)}, got {mode!r}")
-            if rate is not None and rate <= 0:
-                raise ValueError(f"{part}_learning_rate must be > 0, got {rate}")
-            if rate is not None and mode == "frozen":
-                raise ValueError(f"{part}_learning_rate={rate} has no effect with {part}='frozen'")
-
-    def trainable_parts(self) -> dict[str, str | None]:
-        """``{part: mode}`` as set here (None: not chosen), for
-        [`~ssvqa.modeling.TrainableParts.from_settings`]."""
-        return {part: getattr(self, part) for part in PART_MODES}
-
-    def part_learning_rates(self) -> dict[str, float]:
-        """``{part: learning rate}`` of the parts given their own (the others use `learning_rate`)."""
-        rates = {part: getattr(self, f"{part}_learning_rate") for part in PART_MODES}
-        return {part: rate for part, rate in rates.items() if rate is not None}
-
-    def video_sampling(self, processor=None) -> VideoSampling:
-        """The [`~ssvqa.sampling.VideoSampling`] of these fields; with ``processor``, its frame multiple."""
-        sampling = VideoSampling(
-            num_frames=self.num_frames,
-            fps=self.fps,
-            max_frames=self.max_frames,
-            max_pixels=self.max_pixels,
-            mode=self.sampling_mode,
-            **({"frame_multiple": self.frame_multiple} if self.frame_multiple else {}),
-        )
-        if processor is None:
-            return sampling
-        needed = processor_frame_multiple(processor)
-        if needed is None:  # the processor resizes frames itself
-            return sampling
-        if self.frame_multiple and self.frame_multiple != needed:
-            raise ValueError(f"frame_multiple={self.frame_multiple} but the processor's patches need {needed}: leave it unset")
-        return sampling.with_processor(processor)
+from ssvqa.rank_config import RankConfig
 
 
 def fidelity_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -297,7 +106,7 @@ class RankTrainer(Trainer):
         peft_config: a `peft.LoraConfig` (e.g. from `trl.get_peft_config`), or None; LoRA adapters
             are added to the model. Without `target_modules` the projections of the parts under LoRA
             are targeted (`args.language_model`/`args.vision_tower`; by default the language
-            model's, `ssvqa.modeling.lora_target_modules`).
+            model's, `ssvqa.model_parts.lora_target_modules`).
         data_collator: defaults to [`DataCollatorForVideoPairs`] with the video sampling of `args`.
 
     The video sampling (`args.video_sampling(processor)`) is saved beside the weights by
@@ -456,7 +265,7 @@ class RankTrainer(Trainer):
 
         Without `vision_tower_learning_rate`/`projector_learning_rate`/`language_model_learning_rate`
         this is ``Trainer.create_optimizer``. With any, the trained parameters are grouped by part
-        (:func:`ssvqa.modeling.parameter_parts`) and, within a part, by weight decay as ``Trainer``
+        (:func:`ssvqa.model_parts.parameter_parts`) and, within a part, by weight decay as ``Trainer``
         splits them (`get_decay_parameter_names`); a part's groups carry its rate as ``lr`` (the
         scheduler scales every group from its own), the others `learning_rate`. Groups at
         `learning_rate` come first, so the logged `learning_rate` stays the global one; each
@@ -471,7 +280,7 @@ class RankTrainer(Trainer):
             return super().create_optimizer(model)
         from transformers.trainer_optimizer import is_optimizer_factory
 
-        from ssvqa.modeling import parameter_parts
+        from ssvqa.model_parts import parameter_parts
 
         opt_model = self.model if model is None else model
         owner = parameter_parts(opt_model)
@@ -601,7 +410,7 @@ model, processor = {load}
     def _trained_parts(self) -> str:
         """What trained, counted on the model: e.g. "vision tower 58,816 parameters (learning rate
         2e-06), projector 24,800 parameters, language model frozen"."""
-        from ssvqa.modeling import parameter_parts
+        from ssvqa.model_parts import parameter_parts
 
         owner, counts = parameter_parts(self.model), dict.fromkeys(PART_MODES, 0)
         for param in self.model.parameters():
@@ -624,7 +433,7 @@ def _choose_parts(model, peft_config, chosen: dict[str, str | None]):
     if parts are chosen; a plain model gets ``requires_grad`` per part. Nothing chosen and no
     ``peft_config``: the model trains as it comes.
     """
-    from ssvqa.modeling import TrainableParts, add_lora, set_trainable_parts
+    from ssvqa.model_parts import TrainableParts, add_lora, set_trainable_parts
 
     has_adapter = hasattr(model, "peft_config")
     if peft_config is not None:
@@ -649,104 +458,6 @@ def _hub_id(model_id: str | None) -> str | None:
     except HFValidationError:
         return None
     return model_id
-
-
-def load_full_checkpoint(model, folder: str | Path) -> int:
-    """Copy a ``save_pretrained`` checkpoint's weights into ``model`` in place; returns how many.
-
-    The names on disk are the model's names after the conversion ``save_pretrained`` applies
-    (tied copies dropped, ``transformers.core_model_loading.revert_weight_conversion``), so the
-    same conversion of the model's own state dict says which stored tensor each parameter is.
-    Parameters keep their identity (the optimizer's references stay valid).
-
-    Raises:
-        CheckpointError: a tensor is missing, unexpected, of another shape or dtype, or stored in a
-            converted form (fused or split) that cannot be copied back in place.
-    """
-    from safetensors import safe_open
-    from transformers.core_model_loading import revert_weight_conversion
-    from transformers.modeling_utils import remove_tied_weights_from_state_dict
-
-    folder = Path(folder)
-    own = model.state_dict()
-    for key in getattr(model, "_keys_to_ignore_on_save", None) or ():
-        own.pop(key, None)
-    targets = revert_weight_conversion(model, remove_tied_weights_from_state_dict(own, model))
-    ours = {id(tensor) for tensor in own.values()}
-    converted = sorted(name for name, tensor in targets.items() if id(tensor) not in ours)
-    if converted:
-        raise CheckpointError(folder, f"{len(converted)} tensors are stored converted (fused or split), which resuming "
-                                      f"cannot copy back in place: {_names(converted)}")
-    files = _weight_files(folder)
-    stored: dict[str, Path] = {}
-    for file in files:
-        with safe_open(file, framework="pt") as handle:
-            stored.update(dict.fromkeys(handle.keys(), file))
-    _check_names(folder, expected=targets, stored=stored)
-    with torch.no_grad():
-        for file in files:
-            with safe_open(file, framework="pt") as handle:
-                for name in handle.keys():
-                    value, target = handle.get_tensor(name), targets[name]
-                    if value.shape != target.shape or value.dtype != target.dtype:
-                        raise CheckpointError(folder, f"{name} is {value.dtype} {tuple(value.shape)} in the checkpoint "
-                                                      f"but {target.dtype} {tuple(target.shape)} in the model")
-                    target.copy_(value)
-    return len(targets)
-
-
-def load_adapter_checkpoint(model, folder: str | Path) -> int:
-    """Load a peft adapter checkpoint into ``model``'s active adapter in place; returns how many tensors.
-
-    Expected are exactly the tensors peft saves for that adapter (``get_peft_model_state_dict``:
-    LoRA matrices and ``modules_to_save`` copies), under the names it saves them.
-
-    Raises:
-        CheckpointError: a tensor is missing, unexpected or of another shape, or the model has
-            several adapters.
-    """
-    from peft import get_peft_model_state_dict, set_peft_model_state_dict
-    from peft.utils import load_peft_weights
-
-    folder = Path(folder)
-    if len(model.peft_config) != 1:
-        raise CheckpointError(folder, f"resuming a model with several adapters ({', '.join(model.peft_config)}) is not supported")
-    adapter = model.active_adapter
-    expected = get_peft_model_state_dict(model, adapter_name=adapter)
-    if not (folder / "adapter_model.safetensors").is_file():
-        raise CheckpointError(folder, "no adapter_model.safetensors (an adapter checkpoint is needed to resume a LoRA model)")
-    stored = load_peft_weights(str(folder), device="cpu")
-    _check_names(folder, expected=expected, stored=stored)
-    for name, value in stored.items():
-        if value.shape != expected[name].shape:
-            raise CheckpointError(folder, f"{name} is {tuple(value.shape)} in the checkpoint but {tuple(expected[name].shape)} in the model")
-    result = set_peft_model_state_dict(model, stored, adapter_name=adapter)
-    if result.unexpected_keys:
-        raise CheckpointError(folder, f"{len(result.unexpected_keys)} tensors matched no parameter: {_names(result.unexpected_keys)}")
-    return len(stored)
-
-
-def _weight_files(folder: Path) -> list[Path]:
-    single = folder / "model.safetensors"
-    if single.is_file():
-        return [single]
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        return sorted({folder / name for name in json.loads(index.read_text())["weight_map"].values()})
-    raise CheckpointError(folder, "no model.safetensors or model.safetensors.index.json")
-
-
-def _check_names(folder: Path, *, expected, stored) -> None:
-    missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
-    problems = [f"{len(missing)} of {len(expected)} tensors missing: {_names(missing)}"] if missing else []
-    problems += [f"{len(unexpected)} unexpected tensors: {_names(unexpected)}"] if unexpected else []
-    if problems:
-        raise CheckpointError(folder, "; ".join(problems))
-
-
-def _names(names, shown: int = 5) -> str:
-    names = sorted(names)
-    return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
 
 
 def _undecoded(dataset):

@@ -121,7 +121,7 @@ def test_qlora_and_zero3_settings(path, tmp_path):
 
 def test_w2s_recipes_train_the_vision_side_at_a_lower_rate_with_the_language_model_frozen(tmp_path):
     """W2S-VQA's setting, beside the QLoRA recipes of the same models, launched with ZeRO-2."""
-    from ssvqa.modeling import TrainableParts
+    from ssvqa.model_parts import TrainableParts
 
     assert {path.relative_to(RECIPES).parts[0] for path in W2S} == {"qwen2_5_vl_7b", "llava_onevision_7b"}
     for path in W2S:

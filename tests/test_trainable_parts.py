@@ -13,7 +13,9 @@ import pytest
 import torch
 from peft import LoraConfig
 
-from ssvqa.modeling import PART_MODES, TrainableParts, load_ranker, parameter_parts
+from ssvqa.modeling import load_ranker
+
+from ssvqa.model_parts import PART_MODES, TrainableParts, parameter_parts
 from ssvqa.testing import save_tiny_model
 from ssvqa.trainer import RankConfig, RankTrainer
 

@@ -25,7 +25,7 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
 
     from ssvqa.model_config import check_model_config
 
-    from ssvqa.modeling import TrainableParts
+    from ssvqa.model_parts import TrainableParts
 
     check_model_config(model_args)  # a recipe field that would be ignored fails now, not after the data is made
     if any(training_args.trainable_parts().values()):  # contradictory parts fail now too
