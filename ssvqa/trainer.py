@@ -42,6 +42,10 @@ What trains is chosen per part, each with its own learning rate if wanted: W2S-V
 `RankConfig(vision_tower="full", projector="full", language_model="frozen",
 vision_tower_learning_rate=2e-6, learning_rate=1e-5, ...)` without a `peft_config` (see the
 "Trainable parts" fields of [`RankConfig`] and [`~ssvqa.model_parts.TrainableParts`]).
+
+Length: over 400 lines for one class, :class:`RankTrainer`: its losses and gathered metrics, the
+optimizer groups per trainable part, resuming, and the model card. Its arguments are in
+:mod:`ssvqa.rank_config` and checkpoint loading in :mod:`ssvqa.checkpoints`.
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ from ssvqa.hub import HubPush
 from ssvqa.errors import UsageError
 from ssvqa.labels import LevelThresholds
 from ssvqa.pseudo_labels import label_pairs
-from ssvqa.pairs.dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
+from ssvqa.pairs.card import DatasetCardInfo
+from ssvqa.pairs.dataset import PairRow, split_for, write_pair_dataset
 from ssvqa.pairs.report import BuildReport, level_counts
 from ssvqa.pairs.sources import Skipped, gather_inputs
 from ssvqa.video import content_hash

@@ -62,7 +62,9 @@ def make_new_pairs(args: RoundArguments, training_args, model, processor, root: 
     ``existing``: the round's training pairs (pool pairs already in them are not drawn again)."""
     import datasets
 
-    from ssvqa.pairs.dataset import DatasetCardInfo, load_pairs, save_pair_splits, write_pair_dataset
+    from ssvqa.pairs.card import DatasetCardInfo
+
+    from ssvqa.pairs.dataset import load_pairs, save_pair_splits, write_pair_dataset
 
     if not args.new_pairs:
         return None
