@@ -120,7 +120,8 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
         atomic_write_json(report_path, report)
         plot_rounds(root)
         report = _publish(args, training_args, here, report)
-        shutil.rmtree(here / "checkpoints", ignore_errors=True)  # the round is finished and saved
+        for scratch in ("checkpoints", ".cache"):  # the round is finished and saved: its checkpoints and its
+            shutil.rmtree(here / scratch, ignore_errors=True)  # datasets cache (a copy of its pairs) go
         print_table(root)
     state.wait_for_everyone()
     return report
