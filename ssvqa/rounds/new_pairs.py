@@ -83,7 +83,8 @@ def make_new_pairs(args: RoundArguments, training_args, model, processor, root: 
                                                     arguments={}, method="intermediate file of a round"))
         state.wait_for_everyone()
         if pool_rows:
-            parts.append(load_pairs(here / "candidates" / "pool-pairs")["train"])
+            with state.main_process_first():  # one process fills the datasets cache, the others read it
+                parts.append(load_pairs(here / "candidates" / "pool-pairs")["train"])
     if counts["student_error"]:
         parts.append(_synthetic_pairs(args, training_args, model, processor, here, counts["student_error"], state))
     parts = [part.cast_column("video_a", datasets.Video(decode=False)).cast_column("video_b", datasets.Video(decode=False))
