@@ -2,7 +2,7 @@
 
 Compares, in the same run and on the same random problems:
 
-* ``batched``    — :func:`ssvqa.scoring.score_against_anchors` on all N videos at once;
+* ``batched``    — :func:`ssvqa.bradley_terry.score_against_anchors` on all N videos at once;
 * ``per-video``  — the same Newton solver called once per video (no batching);
 * ``scipy``      — a bare baseline: ``scipy.optimize.minimize`` (L-BFGS-B, analytic gradient)
   per video, what one would write without this module.
@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 import scipy.optimize
 
-from ssvqa.scoring import anchor_matrix, map_scores, preference_matrices, score_against_anchors
+from ssvqa.bradley_terry import anchor_matrix, map_scores, preference_matrices, score_against_anchors
 from timing import best_of
 
 

@@ -83,7 +83,7 @@ def prepare(folder: Path, videos: int, pairs: int, size: str) -> None:
     import datasets
 
     from ssvqa.corpus import make_corpus
-    from ssvqa.pair_dataset import pair_features
+    from ssvqa.pairs.dataset import pair_features
     from ssvqa.testing import save_tiny_model
 
     save_tiny_model(folder / "model", size=size)

@@ -7,7 +7,7 @@ In the same run and on the same videos:
 * ``bare``   — only the model work those comparisons need: the same pairs, already decoded, in
   the same batches, through ``encode_pairs`` + ``model(**batch, logits_to_keep=1)`` under
   ``no_grad`` (no decoding, no level softmax, no MAP);
-* ``map``    — the MAP solve alone (:func:`ssvqa.scoring.score_against_anchors`), per video.
+* ``map``    — the MAP solve alone (:func:`ssvqa.bradley_terry.score_against_anchors`), per video.
 
 ratio = scorer throughput / bare throughput (videos per second); 1.0 means scoring adds nothing
 to the forward passes. Decoding runs in a background thread while the model works, so it is
@@ -38,7 +38,7 @@ from ssvqa.corpus import make_corpus
 from ssvqa.modeling import batch_to_model, load_ranker
 from ssvqa.prompts import encode_pairs
 from ssvqa.scorer import QualityScorer
-from ssvqa.scoring import score_against_anchors
+from ssvqa.bradley_terry import score_against_anchors
 from ssvqa.testing import save_tiny_model
 from timing import best_of
 

@@ -21,10 +21,10 @@ import datasets
 import torch
 from transformers import TrainerCallback
 
-from ssvqa.pair_dataset import load_pairs
+from ssvqa.pairs.dataset import load_pairs
 
 import ssvqa.collator as collator_module
-from dataset_builders.distortion_pairs import build_distortion_pairs
+from ssvqa.pairs.distortion import build_distortion_pairs
 from ssvqa.corpus import make_corpus
 from ssvqa.testing import save_tiny_model
 from ssvqa.trainer import RankConfig, RankTrainer

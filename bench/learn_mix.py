@@ -15,7 +15,7 @@ loop times only the model; the recipe's Trainer adds decoding on top.
 Data (cached under --data): a corpus of --train-contents + --test-contents synthetic clips
 (``ssvqa.corpus``, seed --corpus-seed), each rendered at every level (0-4) of every type at
 160x120 (``ssvqa.distortions``). Pairs: two distinct levels of one type of one content, labelled
-as ``dataset_builders.distortion_pairs`` does (gap 1 -> better/worse, more -> superior/inferior).
+as ``ssvqa.pairs.distortion`` does (gap 1 -> better/worse, more -> superior/inferior).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def prepare(args) -> tuple[list[str], list[str], dict]:
 
 def pair_row(frames, clip, kind, first, second):
     """A pair (first level, second level) with the builder's label: the less distorted is better."""
-    from dataset_builders.distortion_pairs import level_for_gap
+    from ssvqa.pairs.distortion import level_for_gap
     from ssvqa.labels import LEVELS, level_prob
 
     gap = abs(first - second)

@@ -2,7 +2,8 @@
 
 Each run is one round ``k`` (``--round k``); artifacts go to ``output_dir/round-k/`` (model with
 card and anchors, the round's pair dataset with card, ``report.json``) and, when hub ids are
-given, to the Hub at branch ``round-k``. What each step does: ``ssvqa/rounds.py``.
+given, to the Hub at branch ``round-k``. What each step does: ``ssvqa/rounds/``; the
+embedded default's world (``generate_data: true``): ``ssvqa/demo.py``.
 
 The embedded CPU default (generated videos, a small model built from a config, no downloads)::
 
@@ -36,19 +37,23 @@ setup_output(verbose="--verbose" in sys.argv[1:])
 
 from trl import ModelConfig, TrlParser  # noqa: E402
 
+from ssvqa.demo import DemoArguments, prepare_world  # noqa: E402
 from ssvqa.errors import SsvqaError  # noqa: E402
 from ssvqa.rounds import RoundArguments, run_round  # noqa: E402
 from ssvqa.trainer import RankConfig  # noqa: E402
 
 
-def main(script_args: RoundArguments, training_args: RankConfig, model_args: ModelConfig) -> dict:
+def main(script_args: RoundArguments, training_args: RankConfig, model_args: ModelConfig,
+         demo_args: DemoArguments | None = None) -> dict:
     try:
+        if demo_args is not None:
+            prepare_world(demo_args, script_args, training_args)  # the embedded default's videos and pairs
         return run_round(script_args, training_args, model_args)
     except SsvqaError as error:  # a refused dataset row, a checkpoint that does not fit: said plainly, exit 1
         raise SystemExit(f"error: {error}") from None
 
 
 if __name__ == "__main__":
-    parser = TrlParser((RoundArguments, RankConfig, ModelConfig))
-    script_args, training_args, model_args = parser.parse_args_and_config()
-    main(script_args, training_args, model_args)
+    parser = TrlParser((RoundArguments, DemoArguments, RankConfig, ModelConfig))
+    script_args, demo_args, training_args, model_args = parser.parse_args_and_config()
+    main(script_args, training_args, model_args, demo_args)

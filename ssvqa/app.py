@@ -14,16 +14,14 @@ thin call into the scorer (no scoring logic lives here):
 Each part has an API name (``/score``, ``/compare``, ``/score_folder``) that ``gradio_client``
 calls. A bad file never raises: its reason is shown in the table or in the message line.
 
-The ``ssvqa app`` command is :func:`add_arguments` and :func:`main`; ``app.py`` at the repository
+The ``ssvqa app`` command is :mod:`ssvqa.commands.app`; ``app.py`` at the repository
 root is the same page for a Hugging Face Space (model from ``SSVQA_MODEL``). Gradio's usage
 analytics are switched off before it is imported.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,7 +50,8 @@ def default_model(output_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR) -> Path:
     return found[-1].parent
 
 
-def _gradio():
+def gradio():
+    """The ``gradio`` module, imported with its usage analytics off; a clear error without it."""
     for key, value in NO_NETWORK_ENV.items():
         os.environ.setdefault(key, value)
     try:
@@ -64,7 +63,7 @@ def _gradio():
 
 def theme():
     """Gradio's default look with the system's fonts: the page loads nothing from the internet."""
-    gr = _gradio()
+    gr = gradio()
     return gr.themes.Default(
         font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
     )
@@ -78,7 +77,7 @@ def build_app(scorer, *, preload: Sequence[str | os.PathLike] = (), preload_segm
     """
     import pandas as pd
 
-    gr = _gradio()
+    gr = gradio()
 
     def score(files, segments):
         paths = _paths(files)
@@ -231,43 +230,4 @@ def _summary(scored: int, errors: dict[str, str], names: dict[str, str]) -> str:
     return text
 
 
-# --- the `ssvqa app` command -----------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``ssvqa app``."""
-    from ssvqa.scorer import add_model_arguments
-
-    add_model_arguments(parser, required=False, model_help=f"ranker folder or Hub id (default: the newest {DEFAULT_OUTPUT_DIR}/round-*/model)")
-    page = parser.add_argument_group("page")
-    page.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1; 0.0.0.0 for every interface)")
-    page.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    page.add_argument("--preload", nargs="*", default=[], metavar="VIDEO", help="videos scored (the first two compared) before the page opens")
-    page.add_argument("--preload-segments", type=float, default=None, metavar="SECONDS", help="segment length for --preload")
-
-
-def scorer_for_app(args: argparse.Namespace):
-    """The scorer of ``args``: ``--model``, or the demo's newest model. Either is asked the way it
-    was trained: its video sampling comes from the model (``video_sampling.json``)."""
-    from ssvqa.scorer import scorer_from_args
-
-    if args.model is None:
-        args.model = str(default_model())
-        print(f"model: {args.model}", file=sys.stderr)
-    return scorer_from_args(args)
-
-
-def main(args: argparse.Namespace) -> int:
-    """Serve the page until interrupted."""
-    try:
-        _gradio()
-        scorer = scorer_for_app(args)
-    except SsvqaError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    page = build_app(scorer, preload=args.preload, preload_segments=args.preload_segments)
-    page.launch(server_name=args.host, server_port=args.port, theme=theme())
-    return 0
-
-
-__all__ = ["build_app", "default_model", "theme", "add_arguments", "main"]
+__all__ = ["build_app", "default_model", "theme", "gradio"]

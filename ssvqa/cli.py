@@ -1,4 +1,4 @@
-"""The ``ssvqa`` command: one subcommand per program, each a module with two functions.
+"""The ``ssvqa`` command: one subcommand per program, each a module of :mod:`ssvqa.commands`.
 
 A subcommand's module provides ``add_arguments(parser)`` and ``main(args) -> int``. Its
 ``--help`` is written for users, not developers: the short description and the examples of its
@@ -31,13 +31,13 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "make-corpus": Command(
-        "ssvqa.corpus", "make a corpus of synthetic source clips (no downloads)",
+        "ssvqa.commands.make_corpus", "make a corpus of synthetic source clips (no downloads)",
         "Write short source clips of varied content, motion, size and frame rate, made with ffmpeg's synthetic\n"
         "sources: unlabeled videos to build pairs from, without downloading any. Existing clips are kept.",
         ("ssvqa make-corpus corpus/", "ssvqa make-corpus corpus/ --num-clips 40 --size 640x360 --duration 4"),
     ),
     "build-distortion-pairs": Command(
-        "dataset_builders.distortion_pairs", "build a pair dataset from synthetic distortions of source videos",
+        "ssvqa.commands.build_distortion_pairs", "build a pair dataset from synthetic distortions of source videos",
         "Render each source video at increasing levels of synthetic distortions (blur, noise, codecs, ...) and pair\n"
         "renderings whose order is known by construction: adjacent levels are better/worse, further apart\n"
         "superior/inferior. Writes a dataset folder (train/test split by content) or pushes it to the Hub.",
@@ -46,21 +46,21 @@ COMMANDS: dict[str, Command] = {
          "ssvqa build-distortion-pairs user/raw-videos -o pairs/ --push-to-hub user/distortion-pairs"),
     ),
     "build-pseudo-pairs": Command(
-        "dataset_builders.pseudo_label_pairs", "build a pair dataset from unlabeled videos labelled by quality teachers",
+        "ssvqa.commands.build_pseudo_pairs", "build a pair dataset from unlabeled videos labelled by quality teachers",
         "Score unlabeled videos with one or more quality teachers (classical statistics, a video LMM, a trained\n"
         "ranker) and label pairs of them from the scores and the teachers' disagreement. No human ratings.",
         ("ssvqa build-pseudo-pairs videos/ -o pseudo/",
          "ssvqa build-pseudo-pairs videos/ -o pseudo/ --teachers classical ranker:outputs/tiny-rounds/round-2/model"),
     ),
     "build-mos-pairs": Command(
-        "dataset_builders.mos_pairs", "build a pair dataset from human mean opinion scores (supervised baseline)",
+        "ssvqa.commands.build_mos_pairs", "build a pair dataset from human mean opinion scores (supervised baseline)",
         "Pair the videos of a human-rated benchmark (or any folder with a label file) and label each pair from\n"
         "the two mean opinion scores. Most benchmarks may not be redistributed: keep the result local or private.",
         ("ssvqa build-mos-pairs konvid-1k=/data/KoNViD_1k -o mos-pairs/",
          "ssvqa build-mos-pairs /data/mine/labels.csv -o mos-pairs/ --score-column mos"),
     ),
     "score": Command(
-        "ssvqa.scorer", "score videos 0-100 with a ranker and anchor videos",
+        "ssvqa.commands.score", "score videos 0-100 with a ranker and anchor videos",
         "Compare each video with the anchor videos saved with the ranker (anchors.json) and turn the answers into\n"
         "a 0-100 score (a logistic fitted to the anchors' known scores: nothing clamps at 0 or 100). Bad files are\n"
         "reported with"
@@ -70,14 +70,14 @@ COMMANDS: dict[str, Command] = {
          "ssvqa score long.mp4 --model my-ranker --segments 2 --plot curve.png"),
     ),
     "evaluate": Command(
-        "ssvqa.benchmark_eval", "score a human-rated benchmark and report SRCC/PLCC",
+        "ssvqa.commands.evaluate", "score a human-rated benchmark and report SRCC/PLCC",
         "Score every video of a human-rated benchmark (or a folder with a label file) and report how the\n"
         "scores agree with the human ones: SRCC, PLCC (after a logistic fit), KRCC, RMSE, and a scatter plot.",
         ("ssvqa evaluate --model my-ranker --benchmark konvid-1k --root data/KoNViD_1k -o results/konvid",
          "ssvqa evaluate --model my-ranker --root my_videos --labels labels.csv -o results/mine"),
     ),
     "app": Command(
-        "ssvqa.app", "a browser page to score and compare videos (needs ssvqa[app])",
+        "ssvqa.commands.app", "a browser page to score and compare videos (needs ssvqa[app])",
         "Serve a page to score uploaded videos (with each one's preferences against the anchors and, optionally,\n"
         "its score over time), compare two videos, and score a folder into a sortable table with a CSV download.\n"
         "Without --model it uses the newest model `bash run.sh demo` trained. Needs: pip install \"ssvqa[app]\".",

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ssvqa.labels import LEVEL_WEIGHTS, mirror_level
-from ssvqa.pair_dataset import row_video_file
+from ssvqa.pairs.dataset import row_video_file
 from ssvqa.prompts import QUESTION, encode_pairs
 from ssvqa.sampling import DecodedVideos, VideoSampling
 

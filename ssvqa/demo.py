@@ -4,8 +4,9 @@
     bash run.sh demo --rounds 1 --max_steps 50
     python -m ssvqa.demo --help
 
-It runs rounds 0, 1, 2 of ``recipes/tiny/round.yaml`` (``recipes/round.py``, one call per round,
-in one process): generated corpus, distortion pairs and a pool of videos whose quality is hidden
+It runs rounds 0, 1, 2 of ``recipes/tiny/round.yaml`` (:func:`ssvqa.rounds.run_round`, one call per
+round, in one process) on the world this module generates (:class:`DemoArguments`,
+:func:`generate_data`; ``recipes/round.py`` does the same with ``generate_data: true``): generated corpus, distortion pairs and a pool of videos whose quality is hidden
 from the teachers, a small video LMM built from a config (nothing is downloaded), the RankTrainer,
 relabelling by the previous round's ranker, evaluation, and the per-round table. Everything is
 resumable: run it again and finished rounds are skipped. Any recipe field can be overridden
@@ -15,12 +16,103 @@ resumable: run it again and finished rounds are skipped. Any recipe field can be
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ssvqa.console import add_verbose_argument, setup_output
 
 TINY_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "round.yaml"
+GENERATED_FILE = "generated.json"  # in output_dir/data: the RoundArguments fields the world fills
+
+
+@dataclass
+class DemoArguments:
+    """The demo's world: what :func:`generate_data` makes under ``output_dir/data`` for the rounds."""
+
+    generate_data: bool = field(default=False, metadata={"help": "Make the pair datasets under output_dir/data (the embedded CPU default)."})
+    corpus_clips: int = field(default=16, metadata={"help": "generate_data: source clips for distortion pairs."})
+    pool_clips: int = field(default=16, metadata={"help": "generate_data: source clips of the pseudo-label pool."})
+    heldout_clips: int = field(default=8, metadata={"help": "generate_data: source clips of the held-out scored set."})
+    versions_per_clip: int = field(default=3, metadata={"help": "generate_data: graded versions of each pool/held-out clip."})
+    distortion_types: list[str] = field(default_factory=lambda: ["gaussian_blur", "downscale"], metadata={"help": "generate_data: distortion types."})
+    teachers: list[str] = field(default_factory=lambda: ["classical"], metadata={"help": "generate_data: teachers of the pseudo-label pairs."})
+    pseudo_pairs_per_video: int = field(default=4, metadata={"help": "generate_data: pseudo pairs per pool video."})
+
+
+def prepare_world(demo: DemoArguments, round_args, training_args) -> None:
+    """With ``demo.generate_data``: make the world once (the main process, the others wait) and fill
+    the round's fields it makes (:func:`generate_data`) that the recipe leaves empty. Every process
+    calls it."""
+    if not demo.generate_data:
+        return
+    from accelerate import PartialState
+
+    state = PartialState(cpu=bool(getattr(training_args, "use_cpu", False)))
+    data_dir = Path(training_args.output_dir) / "data"
+    with state.main_process_first():
+        if state.is_main_process:
+            filled = generate_data(demo, data_dir, seed=training_args.seed)
+            (data_dir / GENERATED_FILE).write_text(json.dumps(filled, indent=2))
+    for key, value in json.loads((data_dir / GENERATED_FILE).read_text()).items():
+        setattr(round_args, key, getattr(round_args, key) or value)
+
+
+def generate_data(args: DemoArguments, data_dir: Path, seed: int = 0) -> dict[str, str]:
+    """The embedded default's data, made once under ``data_dir`` (each step resumes).
+
+    * ``corpus/`` synthetic clips -> ``distortion-pairs/`` (exact labels, split by content);
+    * ``pool/``: other clips in graded versions whose quality is hidden in ``quality.csv``
+      (:func:`ssvqa.corpus.make_graded_pool`) -> ``pseudo-pairs/`` labelled by the teachers
+      (all pool videos are training data; the teachers never see the hidden quality);
+    * ``heldout/``: graded versions of yet other clips, the scored set for SRCC;
+    * ``anchors/``: one version of each of five training clips, at levels 0-4 in turn (each a
+      random type of ``distortion_types``): the scores' anchors span quality, contents and types.
+
+    Returns the ``RoundArguments`` fields it fills: ``pair_datasets``, ``benchmarks``,
+    ``anchors``, ``hidden_quality``, and where rounds ``k > 0`` draw new pairs from: ``pool`` (the
+    pool's videos), ``synthetic_sources`` (the training clips) and ``synthetic_types``.
+    """
+    from ssvqa.corpus import make_corpus, make_graded_pool
+    from ssvqa.pairs import build_distortion_pairs, build_pseudo_pairs
+
+    total = args.corpus_clips + args.pool_clips + args.heldout_clips
+    clips = make_corpus(data_dir / "corpus", num_clips=total, seed=seed)
+    train_clips = clips[: args.corpus_clips]
+    pool_clips = clips[args.corpus_clips : args.corpus_clips + args.pool_clips]
+    heldout_clips = clips[args.corpus_clips + args.pool_clips :]
+    (data_dir / "sources").mkdir(parents=True, exist_ok=True)
+    for name, sources in (("train", train_clips), ("pool", pool_clips), ("heldout", heldout_clips)):
+        (data_dir / "sources" / f"{name}.txt").write_text("".join(f"{p.resolve()}\n" for p in sources))
+
+    distortion_dir = data_dir / "distortion-pairs"
+    if not (distortion_dir / "README.md").exists():
+        print(f"[data] distortion pairs of {len(train_clips)} clips -> {distortion_dir}", flush=True)
+        build_distortion_pairs(data_dir / "sources" / "train.txt", distortion_dir, types=args.distortion_types,
+                               types_per_source=len(args.distortion_types), test_fraction=0.25, seed=seed,
+                               max_pixels=160 * 120, num_proc=min(4, os.cpu_count() or 1))
+    pool = make_graded_pool(pool_clips, data_dir / "pool", types=args.distortion_types,
+                            versions_per_source=args.versions_per_clip, seed=seed + 1)
+    pseudo_dir = data_dir / "pseudo-pairs"
+    if not (pseudo_dir / "README.md").exists():
+        print(f"[data] pseudo-label pairs of the pool, teachers {', '.join(args.teachers)} -> {pseudo_dir}", flush=True)
+        videos = sorted(p for p in (data_dir / "pool").glob("*.mp4"))
+        # every pool video trains: the pool has no test split (held-out accuracy uses exact labels)
+        build_pseudo_pairs(videos, pseudo_dir, teachers=args.teachers, max_pairs_per_video=args.pseudo_pairs_per_video,
+                           test_fraction=0.0, seed=seed, progress=False)
+    # every level of every held-out clip: the scores of each clip's ladder should fall with severity
+    heldout = make_graded_pool(heldout_clips, data_dir / "heldout", types=args.distortion_types,
+                               versions_per_source=5, seed=seed + 2)
+    anchor_clips = train_clips[:5]
+    spread = [round(4 * i / max(1, len(anchor_clips) - 1)) for i in range(len(anchor_clips))]  # levels 0..4
+    anchors = make_graded_pool(anchor_clips, data_dir / "anchors", types=args.distortion_types, levels=spread, seed=seed + 3)
+    return {"pair_datasets": [str(distortion_dir), str(pseudo_dir)], "benchmarks": [str(heldout)],
+            "anchors": str(anchors), "hidden_quality": str(pool), "pool": str(data_dir / "pool"),
+            "synthetic_sources": str(data_dir / "sources" / "train.txt"), "synthetic_types": list(args.distortion_types),
+            "synthetic_max_pixels": 160 * 120}
+
 
 
 def main(argv=None) -> list[dict]:
@@ -54,10 +146,11 @@ def main(argv=None) -> list[dict]:
     reports = []
     for k in range(args.rounds):
         print(f"=== round {k} ===", flush=True)
-        recipe = TrlParser((RoundArguments, RankConfig, ModelConfig))
-        script_args, training_args, model_args = recipe.parse_args_and_config(
+        recipe = TrlParser((RoundArguments, DemoArguments, RankConfig, ModelConfig))
+        script_args, demo_args, training_args, model_args = recipe.parse_args_and_config(
             args=["--config", args.config, *overrides, "--round", str(k)]
         )
+        prepare_world(demo_args, script_args, training_args)
         reports.append(run_round(script_args, training_args, model_args))
     return reports
 

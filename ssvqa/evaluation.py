@@ -25,13 +25,19 @@ both give the same numbers: ``evaluate.load(VQA_CORRELATION_METRIC)``.
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import scipy.optimize
 import scipy.stats
+
+from ssvqa.io import atomic_write_text
 
 VQA_CORRELATION_METRIC = str(Path(__file__).parent / "metrics" / "vqa_correlation")
 """Local folder of the ``evaluate`` metric: ``evaluate.load(VQA_CORRELATION_METRIC)`` (offline)."""
@@ -146,6 +152,84 @@ def format_table(rows: list[dict], float_digits: int = 4) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells)
     return "\n".join(line.rstrip() for line in lines)
+
+
+# --- scoring a benchmark ---------------------------------------------------------------------------
+
+
+@dataclass
+class BenchmarkResult:
+    """One scored set: :func:`correlation_report` plus ``benchmark``, ``failed`` and ``comparisons``
+    (``report``), each video's score, and why each failed video has none."""
+
+    report: dict
+    scores: dict[str, float]
+    errors: dict[str, str]
+
+
+def evaluate_scorer(
+    scorer,
+    videos,
+    name: str,
+    output_dir: str | Path | None = None,
+    *,
+    exclude: Iterable[str] = (),
+    settings: dict | None = None,
+    progress: bool = False,
+    title: str | None = None,
+) -> BenchmarkResult:
+    """Score every video of a scored set with a :class:`~ssvqa.scorer.QualityScorer` and correlate
+    the scores with MOS: what ``ssvqa evaluate`` and every round do.
+
+    ``videos`` has ``video`` and ``mos`` columns (:func:`ssvqa.benchmarks.load_scored`); videos in
+    ``exclude`` (anchors taken from the set itself) are left out. Videos that cannot be scored are
+    left out of the correlation and listed in ``errors``. With ``output_dir`` it writes
+    ``report.json`` (with ``settings``), ``scores.csv`` (video, score, mos) and ``scatter.png``.
+    Raises :class:`~ssvqa.errors.SsvqaError` when fewer than two videos could be scored. Under
+    ``accelerate launch`` every process calls it (the scorer splits the comparisons); pass
+    ``output_dir`` on the main process only.
+    """
+    from ssvqa.errors import SsvqaError
+
+    excluded = set(exclude)
+    rows = [(video, mos) for video, mos in zip(videos["video"], videos["mos"]) if video not in excluded]
+    scores, errors = scorer.score_with_errors([video for video, _ in rows], progress=progress)
+    scored = [(video, scores[video], mos) for video, mos in rows if video in scores]
+    if len(scored) < 2:
+        raise SsvqaError(f"{name}: only {len(scored)} video(s) scored; need at least 2 to correlate")
+    pred, mos = [s for _, s, _ in scored], [m for _, _, m in scored]
+    report = {"benchmark": name, **correlation_report(pred, mos), "failed": errors, "comparisons": scorer.comparisons}
+    if settings:
+        report["settings"] = settings
+    if output_dir is not None:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+        with (out / "scores.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["video", "score", "mos"])
+            writer.writerows([video, f"{score:.4f}", m] for video, score, m in scored)
+        scatter_plot(pred, mos, out / "scatter.png", title=title or name)
+    return BenchmarkResult(report, {video: score for video, score, _ in scored}, errors)
+
+
+def ladder_srcc(label_file: str | Path, scores: dict[str, float]) -> float | None:
+    """Mean SRCC within each content of a label file with a ``content`` column (graded versions
+    of one source, as :func:`ssvqa.corpus.make_graded_pool` writes): do a clip's scores fall as
+    its distortion grows? None without that column or without a content of 3+ scored versions."""
+    with open(label_file, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "content" not in rows[0]:
+        return None
+    by_name = {Path(video).name: score for video, score in scores.items()}  # the label file names files in its folder
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        if row["name"] in by_name:
+            groups.setdefault(row["content"], []).append((by_name[row["name"]], float(row["mos"])))
+    # a clip whose scores (or qualities) are all equal has no rank correlation: it is left out
+    values = [scipy.stats.spearmanr(*zip(*group)).statistic for group in groups.values()
+              if len(group) >= 3 and len({s for s, _ in group}) > 1 and len({q for _, q in group}) > 1]
+    return float(sum(values) / len(values)) if values else None
 
 
 # --- internals -----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Publishing a local folder (pair dataset or trained model) to the Hugging Face Hub.
 
-One function, :func:`push_folder`, used by the dataset builders and by the training rounds:
+One function, :func:`push_folder`, used by the dataset builders (through :class:`HubPush`) and by
+the training rounds:
 create the repository if missing, create the branch (e.g. ``round-3``) if one is named and
 missing, then upload the folder in one go. Builders' private work folders (``.work/``) and
 temporary files are never uploaded.
@@ -12,6 +13,7 @@ The token comes from the argument, or else ``HF_TOKEN`` / the saved login, as ev
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ssvqa.errors import InputNotFoundError
@@ -101,3 +103,27 @@ def push_folder(
         ignore_patterns=list(IGNORE_PATTERNS),
     )
     return commit.commit_url
+
+
+@dataclass(frozen=True)
+class HubPush:
+    """Where a builder publishes its dataset folder: a dataset repo, optionally a branch of it.
+
+    >>> HubPush("user/pairs", revision="round-0")
+    HubPush(repo_id='user/pairs', revision='round-0', private=False)
+    """
+
+    repo_id: str
+    revision: str | None = None  # a branch, created when missing; None: the default branch
+    private: bool = False  # visibility when the repository is created
+    token: str | None = field(default=None, repr=False)  # None: HF_TOKEN or the saved login
+
+    @classmethod
+    def of(cls, target: str | HubPush | None) -> HubPush | None:
+        """A repo id, a ``HubPush`` or None, as a ``HubPush`` (or None)."""
+        return cls(target) if isinstance(target, str) else target
+
+    def push(self, folder: str | Path, commit_message: str) -> str:
+        """Upload ``folder`` (:func:`push_folder`); returns the commit URL."""
+        return push_folder(folder, self.repo_id, repo_type="dataset", revision=self.revision, private=self.private,
+                           token=self.token, commit_message=commit_message)

@@ -11,7 +11,7 @@ Each distinct video is scored once, however many pairs it is in: videos are read
 written once to a temporary file for the annotator (a row holding only a path is read inside
 ``video_root`` only, never elsewhere). The annotator's scores are normalised over the dataset's
 videos (ranks to normal quantiles), with the single-teacher spread of
-:func:`ssvqa.labels.combine_teachers`.
+:func:`ssvqa.pseudo_labels.combine_teachers`.
 
 >>> new = relabel(pairs["train"], RankerAnnotator.from_pretrained("round-1/"), round=2)   # doctest: +SKIP
 >>> json.loads(new[0]["provenance"])["previous_label"]                                   # doctest: +SKIP
@@ -32,8 +32,9 @@ from typing import Any
 import datasets
 
 from ssvqa.annotators.base import annotate, annotator_fingerprint
-from ssvqa.labels import LEVELS, LevelThresholds, combine_teachers, level_of_preference, pair_level, pair_z
-from ssvqa.pair_dataset import read_row_video
+from ssvqa.labels import LEVELS, LevelThresholds, level_of_preference, pair_level, pair_z
+from ssvqa.pseudo_labels import combine_teachers
+from ssvqa.pairs.dataset import read_row_video
 
 _BATCH_ROWS = 64
 
@@ -56,7 +57,7 @@ def relabel(
     """Rewrite ``label``/``prob`` of every pair from new per-video scores.
 
     Args:
-        pair_dataset: a pair dataset split (the columns of :func:`ssvqa.pair_dataset.pair_features`).
+        pair_dataset: a pair dataset split (the columns of :func:`ssvqa.pairs.dataset.pair_features`).
         annotator_or_scores: an :class:`~ssvqa.annotators.base.Annotator`, or a mapping from a
             video's SHA-256 (of its bytes) to its score.
         round: the self-training round these labels belong to (recorded in the provenance).
@@ -69,7 +70,7 @@ def relabel(
         cache_dir: score cache for :func:`~ssvqa.annotators.base.annotate`.
         batch_size: videos per annotator call.
         video_root: the folder that rows holding only a video path are read in (and may not
-            leave, :func:`ssvqa.pair_dataset.row_video_file`); None: rows must hold their bytes.
+            leave, :func:`ssvqa.pairs.dataset.row_video_file`); None: rows must hold their bytes.
 
     Returns:
         A new dataset with the input's features. Pairs with a video the annotator could not score

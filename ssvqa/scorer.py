@@ -2,7 +2,7 @@
 
 :class:`QualityScorer` asks the ranker (:func:`ssvqa.modeling.compare`) how each test video
 compares with K anchor videos of known quality and turns the answers into a 0–100 score with the
-Bradley–Terry MAP of :mod:`ssvqa.scoring` and a calibration fitted to the anchors' known scores
+Bradley–Terry MAP of :mod:`ssvqa.bradley_terry` and a calibration fitted to the anchors' known scores
 (that module's doc explains the math and the formula). The default ``calibration="logistic"``
 extrapolates smoothly beyond the anchors: a video better than the best anchor scores between that
 anchor's score and 100, and distinct videos never tie; ``calibration="minmax"`` is the paper's rule
@@ -21,7 +21,7 @@ finds them there and reloads the block without a single comparison. ``anchors.js
 video sampling and temperature the block was made with; a block made under others is recomputed,
 with a warning, since its preferences would not match the test comparisons. To make anchors from videos with known scores
 (a labelled set, or a distortion ladder), :meth:`QualityScorer.build_anchors` picks K of them
-spread over the range (:func:`ssvqa.scoring.select_anchors`).
+spread over the range (:func:`ssvqa.bradley_terry.select_anchors`).
 
 Throughput
 ----------
@@ -35,19 +35,20 @@ Video sampling: a ranker is asked about frames sampled the way it was trained
 model, else from ``anchors.json``); ``num_frames``/``fps``/``max_pixels`` given explicitly override
 it, with a warning. Any frame rate the processor needs comes from the sampling too.
 
-The ``ssvqa score`` command is :func:`add_arguments` and :func:`main` of this module.
+The ``ssvqa score`` command is :mod:`ssvqa.commands.score`.
+
+Length: over 400 lines for one class, :class:`QualityScorer`, with the anchors file it reads and
+writes. Its math is elsewhere (:mod:`ssvqa.bradley_terry`), and so is its command line
+(:mod:`ssvqa.commands.score`).
 """
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
-import csv
 import json
 import math
 import os
 import shutil
-import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,8 +60,8 @@ import torch
 from ssvqa.errors import SsvqaError, TransientError, UsageError, VideoError
 from ssvqa.io import atomic_write_json
 from ssvqa.sampling import DEFAULT_NUM_FRAMES, VideoSampling, resolve_sampling
-from ssvqa.scoring import CALIBRATIONS, anchor_matrix, score_against_anchors, select_anchors
-from ssvqa.video import VIDEO_EXTENSIONS, decode_segments, is_within, list_videos, unusable_reason
+from ssvqa.bradley_terry import CALIBRATIONS, anchor_matrix, score_against_anchors, select_anchors
+from ssvqa.video import decode_segments, is_within, unusable_reason
 
 ANCHORS_FILE = "anchors.json"
 ANCHOR_VIDEOS_DIR = "anchors"
@@ -201,7 +202,7 @@ class QualityScorer:
             batch_size: pairs per forward pass.
             calibration: how latent scores become 0–100: ``"logistic"`` (fitted to the anchors'
                 known scores, no clamping) or ``"minmax"`` (the paper's rule, clamps at the
-                anchors); see :mod:`ssvqa.scoring`.
+                anchors); see :mod:`ssvqa.bradley_terry`.
             quantization, device_map: passed to ``load_ranker``.
             processes: an ``accelerate.PartialState`` to split the comparisons across the
                 processes of a launch (:mod:`ssvqa.parallel`); every process gets every score.
@@ -237,7 +238,7 @@ class QualityScorer:
         if isinstance(anchors, (str, os.PathLike)):
             path = Path(anchors)
             path = path / ANCHORS_FILE if path.is_dir() else path
-            videos, scores, block, made_with = _read_anchors(path)
+            videos, scores, block, made_with = read_anchors(path)
             if saved is None and "video_sampling" in made_with:
                 saved, source = VideoSampling.from_dict(made_with["video_sampling"]), str(path)
             chosen = resolve_sampling(saved, source, processor=processor, **overrides)
@@ -471,7 +472,7 @@ class QualityScorer:
         return self._compare(firsts, seconds).reshape(N, K), None
 
 
-def _read_anchors(path: Path):
+def read_anchors(path: Path):
     """Anchor videos (absolute), scores, K×K block and settings from an ``anchors.json``."""
     if not path.is_file():
         raise UsageError(f"anchors file {path}: {unusable_reason(path) or 'not a file'}")
@@ -518,199 +519,4 @@ def _progress(total: int, enabled: bool):
     return progress(total=total, unit="videos", desc="scoring")
 
 
-# --- the `ssvqa score` command ---------------------------------------------------------------------
-
-
-def expand_inputs(inputs: Sequence[str]) -> list[str]:
-    """Video paths from command-line inputs: video files, folders (searched recursively), and list
-    files (any other existing file: one path per line, relative to the list's folder, ``#`` comments).
-    A path that does not exist is kept, so it is reported as not found rather than dropped."""
-    videos: list[str] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            videos += [str(p) for p in list_videos(path)]
-        elif path.is_file() and path.suffix.lower() not in VIDEO_EXTENSIONS and path.suffix.lower() in (".txt", ".lst", ".list", ""):
-            for line in path.read_text().splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    videos.append(str(path.parent / line))
-        else:
-            videos.append(str(path))
-    return list(dict.fromkeys(videos))
-
-
-def write_scores(
-    path: str | os.PathLike, scores: dict[str, float], errors: dict[str, str], segments: dict[str, list[SegmentScore]] | None = None
-) -> Path:
-    """Write scores (and the reason each failed video has none) as ``.csv`` or ``.json``.
-
-    With ``segments`` the CSV gains ``start`` and ``end`` columns (empty on a whole-video row) and
-    a row per segment; the JSON gains a ``segments`` object.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".json":
-        record = {"scores": scores, "errors": errors}
-        if segments is not None:
-            record["segments"] = {v: [vars(s) for s in parts] for v, parts in segments.items()}
-        path.write_text(json.dumps(record, indent=2) + "\n")
-        return path
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        if segments is None:
-            writer.writerow(["video", "score", "error"])
-            writer.writerows([v, f"{s:.4f}", ""] for v, s in scores.items())
-            writer.writerows([v, "", reason] for v, reason in errors.items())
-        else:
-            writer.writerow(["video", "start", "end", "score", "error"])
-            for v, s in scores.items():
-                writer.writerow([v, "", "", f"{s:.4f}", ""])
-                writer.writerows([v, f"{p.start:.3f}", f"{p.end:.3f}", f"{p.score:.4f}", ""] for p in segments.get(v, []))
-            writer.writerows([v, "", "", "", reason] for v, reason in errors.items())
-    return path
-
-
-def plot_segments(results: dict[str, VideoScore], path: str | os.PathLike) -> Path:
-    """A PNG of each video's score over time (segment midpoints), its whole-video score dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=120)
-    for name, result in results.items():
-        times = [(p.start + p.end) / 2 for p in result.segments]
-        line, = ax.plot(times, [p.score for p in result.segments], marker="o", label=Path(name).name)
-        ax.axhline(result.score, color=line.get_color(), linestyle="--", linewidth=0.8)
-    ax.set(xlabel="time (s)", ylabel="score (0-100)", ylim=(-2, 102), title="quality over time (dashed: whole video)")
-    ax.grid(alpha=0.3)
-    if len(results) <= 10:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = True, model_help: str = "ranker folder or Hub id") -> None:
-    """Options shared by ``ssvqa score``, ``evaluate`` and ``app``: the ranker and how it is asked."""
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", required=required, default=None, type=_model_spec, help=model_help)
-    group.add_argument("--adapter", default=None, type=_model_spec, help="LoRA adapter folder or Hub id to load on top of --model")
-    group.add_argument("--anchors", default=None, type=_anchors_spec, help=f"an {ANCHORS_FILE} (default: the one saved with the adapter or model)")
-    group.add_argument("--quantization", choices=["4bit", "8bit"], default=None, help="load the language model quantized")
-    sampling = "default: the ranker's training sampling, from its video_sampling.json"
-    group.add_argument("--num-frames", type=int, default=None, help=f"frames per video ({sampling})")
-    group.add_argument("--fps", type=float, default=None, help=f"sample frames at this rate instead ({sampling})")
-    group.add_argument("--max-pixels", type=int, default=None, help=f"pixel budget per frame ({sampling})")
-    group.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default: 8)")
-    group.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the level logits (default: 1)")
-    group.add_argument("--mirrored", action="store_true", help="ask both orders of every pair and average")
-    group.add_argument(
-        "--calibration", choices=CALIBRATIONS, default="logistic",
-        help="latent score to 0-100: logistic fitted to the anchors (default; no clamping) or minmax (the paper's rule)",
-    )
-
-
-def _model_spec(text: str) -> str:
-    """``--model`` and ``--adapter``: an existing folder or a Hub id, checked when parsing (a
-    mistyped path fails at once instead of after a wait for the Hub)."""
-    from ssvqa.hub import local_or_hub_id
-
-    try:
-        return local_or_hub_id(text, "model folder")
-    except UsageError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _anchors_spec(text: str) -> str:
-    """``--anchors``: a readable anchors file (or a folder holding one) with at least 2 anchors."""
-    path = Path(text)
-    try:
-        _read_anchors(path / ANCHORS_FILE if path.is_dir() else path)
-    except SsvqaError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
-
-
-def scorer_from_args(args: argparse.Namespace, anchors=None) -> QualityScorer:
-    """A :class:`QualityScorer` from the options of :func:`add_model_arguments`.
-
-    With ``--no-progress`` (``args.no_progress``), transformers' and the Hub client's bars
-    (e.g. "Loading weights") are turned off too.
-    """
-    if getattr(args, "no_progress", False):
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-    device_map = "auto" if torch.cuda.is_available() else None
-    return QualityScorer.from_pretrained(
-        args.model,
-        anchors if anchors is not None else args.anchors,
-        adapter=args.adapter,
-        num_frames=args.num_frames,
-        fps=args.fps,
-        max_pixels=args.max_pixels,
-        temperature=args.temperature,
-        mirrored=args.mirrored,
-        batch_size=args.batch_size,
-        calibration=args.calibration,
-        quantization=args.quantization,
-        device_map=device_map,
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``ssvqa score``."""
-    parser.add_argument("inputs", nargs="+", help="video files, folders of videos, or list files (one path per line)")
-    add_model_arguments(parser)
-    parser.add_argument("-o", "--output", default=None, help="write the scores to this .csv or .json file")
-    parser.add_argument(
-        "--segments", type=float, default=None, metavar="SECONDS",
-        help="also score each SECONDS-long segment of every video (quality over time)",
-    )
-    parser.add_argument(
-        "--plot", default="quality-over-time.png",
-        help="with --segments: PNG of the scores over time (default: quality-over-time.png)",
-    )
-    parser.add_argument("--strict", action="store_true", help="exit with an error if any video could not be scored")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Score the inputs; print a table of scores and the reason for each video that failed.
-
-    Exit status: 0 when at least one video was scored (and, with ``--strict``, none failed); 1 otherwise.
-    """
-    from ssvqa.evaluation import format_table
-
-    videos = expand_inputs(args.inputs)
-    if not videos:
-        print("no videos found in the inputs", file=sys.stderr)
-        return 1
-    scorer = scorer_from_args(args)  # errors (no anchors, a bad anchors file) end in ssvqa.cli
-    if args.segments is not None and args.segments <= 0:
-        raise UsageError(f"--segments must be a positive number of seconds, got {args.segments}")
-    results, errors = scorer.score_details(videos, segments=args.segments, progress=not args.no_progress)
-    scores = {v: r.score for v, r in results.items()}
-    segments = {v: r.segments for v, r in results.items()} if args.segments is not None else None
-    if scores:
-        print(format_table([{"video": v, "score": round(s, 2)} for v, s in scores.items()], float_digits=2))
-    if segments and scores:
-        rows = [{"video": v, "start": p.start, "end": p.end, "score": round(p.score, 2)} for v, parts in segments.items() for p in parts]
-        print("\n" + format_table(rows, float_digits=2))
-        print(f"wrote {plot_segments(results, args.plot)}", file=sys.stderr)
-    for path, reason in errors.items():
-        print(f"could not score {path}: {reason}", file=sys.stderr)
-    if args.output:
-        print(f"wrote {write_scores(args.output, scores, errors, segments)}", file=sys.stderr)
-    print(f"{len(scores)} scored, {len(errors)} failed ({scorer.comparisons} comparisons)", file=sys.stderr)
-    if not scores or (args.strict and errors):
-        return 1
-    return 0
-
-
-__all__ = ["PairComparison", "QualityScorer", "SegmentScore", "VideoScore", "expand_inputs", "write_scores", "add_arguments", "main"]
+__all__ = ["PairComparison", "QualityScorer", "SegmentScore", "VideoScore", "read_anchors"]

@@ -53,7 +53,7 @@ VideoSource = str | Path | bytes
 """A video file, or a video's encoded bytes (as embedded in a pair dataset's Parquet rows)."""
 
 
-def _open(source: VideoSource, num_threads: int = 1, name: str | None = None):
+def open_decoder(source: VideoSource, num_threads: int = 1, name: str | None = None):
     """Open a torchcodec decoder, turning every failure into a VideoError with a reason.
 
     ``name`` labels in-memory ``bytes`` in error messages (e.g. the row's original file name).
@@ -84,7 +84,7 @@ def _open(source: VideoSource, num_threads: int = 1, name: str | None = None):
     except ValueError as err:  # torchcodec: "best video stream is unknown"
         raise VideoError(path, "no video stream (audio only or not a video)") from err
     except RuntimeError as err:
-        raise VideoError(path, f"not a readable video (unknown format, truncated or corrupt): {_short(err)}") from err
+        raise VideoError(path, f"not a readable video (unknown format, truncated or corrupt): {short_reason(err)}") from err
     if not decoder.metadata.num_frames:
         raise VideoError(path, "video stream has no decodable frames")
     if (reason := truncation(decoder.metadata)) is not None:
@@ -98,7 +98,7 @@ def truncation(meta) -> str | None:
     ``meta`` is a torchcodec ``VideoStreamMetadata`` of an ``"exact"`` scan. A file cut at the end
     whose index survived (MP4/MOV with the ``moov`` atom first) otherwise decodes without any
     error, just shorter: every tool must refuse it the same way, so this check sits in
-    :func:`_open`. Durations are compared, not frame counts: a stream-copied cut keeps the frames
+    :func:`open_decoder`. Durations are compared, not frame counts: a stream-copied cut keeps the frames
     before its edit list in the header's count but not in its duration. One frame or 2 % of the
     declared duration may be missing (rounding). Matroska/WebM declare no per-stream duration,
     so a cut one is not detected here.
@@ -114,7 +114,7 @@ def truncation(meta) -> str | None:
     return f"truncated: only {end - begin:.2f} of the {declared:.2f} s its header declares can be decoded{frames}"
 
 
-def _short(err: BaseException) -> str:
+def short_reason(err: BaseException) -> str:
     """torchcodec messages start with a C++ source location; keep the human part."""
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return text.rsplit(", ", 1)[-1] if "SingleStreamDecoder" in text else text
@@ -122,7 +122,7 @@ def _short(err: BaseException) -> str:
 
 def probe(path: str | Path) -> VideoInfo:
     """Read a video's metadata (decodes nothing but the index). Raises VideoError."""
-    meta = _open(path).metadata
+    meta = open_decoder(path).metadata
     fps = float(meta.average_fps or 0.0)
     num_frames = int(meta.num_frames)
     duration = float(meta.duration_seconds or (num_frames / fps if fps else 0.0))
@@ -193,7 +193,7 @@ def decode_frames(
     Raises:
         VideoError: the file cannot be decoded; the message names the file and the reason.
     """
-    decoder = _open(path, num_threads, name)
+    decoder = open_decoder(path, num_threads, name)
     if isinstance(path, (bytes, bytearray, memoryview)):
         path = name or "<video bytes>"
     try:
@@ -203,7 +203,7 @@ def decode_frames(
         else:
             frames = _uniform_frames(decoder, num_frames)
     except (RuntimeError, IndexError) as err:
-        raise VideoError(path, f"decoding failed (truncated or corrupt stream): {_short(err)}") from err
+        raise VideoError(path, f"decoding failed (truncated or corrupt stream): {short_reason(err)}") from err
     if max_pixels is not None:
         frames = resize_frames(frames, max_pixels, multiple)
     return frames
@@ -240,7 +240,7 @@ def decode_segments(
     Raises:
         VideoError: the file cannot be decoded; the message names the file and the reason.
     """
-    decoder = _open(path, num_threads)
+    decoder = open_decoder(path, num_threads)
     start, end = _stream_bounds(decoder.metadata)
     bounds = segment_bounds(start, end, seconds)
     times = [a + (b - a) * (i + 0.5) / num_frames for a, b in bounds for i in range(num_frames)]
@@ -248,7 +248,7 @@ def decode_segments(
         whole = _uniform_frames(decoder, num_frames)
         frames = _frames_played_at(decoder, times, end)
     except (RuntimeError, IndexError) as err:
-        raise VideoError(path, f"decoding failed (truncated or corrupt stream): {_short(err)}") from err
+        raise VideoError(path, f"decoding failed (truncated or corrupt stream): {short_reason(err)}") from err
     if max_pixels is not None:
         whole, frames = resize_frames(whole, max_pixels, multiple), resize_frames(frames, max_pixels, multiple)
     parts = frames.split(num_frames)

@@ -24,21 +24,23 @@ Example::
 
     from ssvqa.warm_start import warm_start_vision
 
-    history = warm_start_vision(model, processor, distortion_pairs, steps=150, num_frames=4,
-                                max_pixels=112 * 112)
+    history = warm_start_vision(model, processor, distortion_pairs, steps=150,
+                                sampling=VideoSampling(num_frames=4, max_pixels=112 * 112))
     history["loss"][-1], history["accuracy"][-1]
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
+import os
 import random
 from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ssvqa.video import decode_frames
+from ssvqa.pairs.dataset import row_video_file
+from ssvqa.sampling import UNIFORM_FRAME_RATE, DecodedVideos, VideoSampling
 
 
 def vision_module(model) -> torch.nn.Module:
@@ -50,10 +52,11 @@ def vision_module(model) -> torch.nn.Module:
     raise ValueError(f"{type(model).__name__}: no vision tower named 'visual' (warm start supports the Qwen-VL families)")
 
 
-def pooled_video_features(model, processor, videos: Sequence[torch.Tensor]) -> torch.Tensor:
+def pooled_video_features(model, processor, videos: Sequence[torch.Tensor], frame_rate: float = UNIFORM_FRAME_RATE) -> torch.Tensor:
     """``(len(videos), hidden)``: the mean of each video's visual tokens as the language model
-    receives them (after the vision tower's merger). ``videos`` are ``(T, 3, H, W)`` uint8 frames."""
-    metadata = [{"total_num_frames": len(v), "fps": 2.0, "frames_indices": list(range(len(v)))} for v in videos]
+    receives them (after the vision tower's merger). ``videos`` are ``(T, 3, H, W)`` uint8 frames
+    playing at ``frame_rate`` (:attr:`VideoSampling.frame_rate`)."""
+    metadata = [{"total_num_frames": len(v), "fps": frame_rate, "frames_indices": list(range(len(v)))} for v in videos]
     inputs = processor.video_processor(videos=list(videos), return_tensors="pt", do_sample_frames=False,
                                        video_metadata=metadata)
     visual = vision_module(model)
@@ -72,9 +75,8 @@ def warm_start_vision(
     batch_size: int = 8,
     learning_rate: float = 1e-3,
     scale: float = 10.0,
-    num_frames: int = 4,
-    max_pixels: int = 112 * 112,
-    frame_multiple: int = 28,
+    sampling: VideoSampling | None = None,
+    video_root: str | os.PathLike | None = None,
     seed: int = 0,
     log_every: int = 0,
 ) -> dict[str, Any]:
@@ -84,13 +86,15 @@ def warm_start_vision(
         model: a Qwen2-VL / Qwen2.5-VL / Qwen3-VL model (changed in place: only the parameters of
             its vision tower move).
         processor: its processor.
-        pairs: rows with ``video_a``, ``video_b`` (paths, ``{"path", "bytes"}`` or decoded
+        pairs: rows with ``video_a``, ``video_b`` (``{"path", "bytes"}``, paths, or decoded
             ``(T, 3, H, W)`` uint8 frames) and ``prob``
             (P(second is better)); rows with ``prob == 0.5`` are skipped. A ``datasets.Dataset``
             works too.
         steps: optimiser steps (AdamW, constant ``learning_rate``) of ``batch_size`` pairs.
         scale: the head's score is ``scale * cos(w, features)`` (bounds the logits to +-scale).
-        num_frames, max_pixels, frame_multiple: frame sampling, as the ranker's collator does it.
+        sampling: how videos become frames: the ranker's own (default: 4 frames of at most 112x112).
+        video_root: the folder that videos given only as paths are read in (and may not leave,
+            :func:`ssvqa.pairs.dataset.row_video_file`); None: rows must hold their bytes.
         seed: the order of pairs and the head's initialisation.
         log_every: print the running loss and accuracy every this many steps (0: silent).
 
@@ -102,16 +106,19 @@ def warm_start_vision(
     rows = [row for row in pairs if float(row["prob"]) != 0.5]
     if not rows:
         raise ValueError("warm_start_vision needs pairs with a known direction (prob != 0.5)")
+    sampling = sampling or VideoSampling(num_frames=4)
+    decoded = DecodedVideos(sampling)
+    frames = functools.partial(_frames, decoded=decoded, video_root=video_root)
+    features_of = functools.partial(pooled_video_features, model, processor, frame_rate=sampling.frame_rate)
     visual = vision_module(model)
     generator = torch.Generator().manual_seed(seed)
-    hidden = pooled_video_features(model, processor, [_frames(rows[0]["video_a"], {}, num_frames, max_pixels, frame_multiple)]).shape[-1]
+    hidden = features_of([frames(rows[0]["video_a"])]).shape[-1]
     head = torch.nn.Parameter(torch.randn(hidden, generator=generator))
     trained = [p for p in visual.parameters()]
     flags = [p.requires_grad for p in trained]
     was_training = model.training
     optimizer = torch.optim.AdamW([*trained, head], lr=learning_rate, weight_decay=0.0)
     rng = random.Random(seed)
-    cache: dict[str, torch.Tensor] = {}
     history: dict[str, Any] = {"loss": [], "accuracy": []}
     try:
         for p in trained:
@@ -121,11 +128,10 @@ def warm_start_vision(
             batch = [rows[rng.randrange(len(rows))] for _ in range(batch_size)]
             videos = []
             for row in batch:
-                first = _frames(row["video_a"], cache, num_frames, max_pixels, frame_multiple)
-                second = _frames(row["video_b"], cache, num_frames, max_pixels, frame_multiple)
+                first, second = frames(row["video_a"]), frames(row["video_b"])
                 better, worse = (second, first) if float(row["prob"]) > 0.5 else (first, second)
                 videos += [better, worse]
-            features = pooled_video_features(model, processor, videos)
+            features = features_of(videos)
             scores = scale * F.cosine_similarity(features, head.unsqueeze(0), dim=-1)
             margin = scores[0::2] - scores[1::2]
             loss = F.softplus(-margin).mean()
@@ -147,16 +153,11 @@ def warm_start_vision(
     return history
 
 
-def _frames(video: Any, cache: dict[str, torch.Tensor], num_frames: int, max_pixels: int, multiple: int) -> torch.Tensor:
-    if isinstance(video, torch.Tensor):  # frames decoded already
+def _frames(video: Any, decoded: DecodedVideos, video_root) -> torch.Tensor:
+    """A row's video as frames: decoded already, its bytes, or a path inside ``video_root``."""
+    if isinstance(video, torch.Tensor):
         return video
-    if isinstance(video, Mapping):
-        data, path = video.get("bytes"), video.get("path")
-        source = data if data else path
-    else:
-        source, path = str(video), str(video)
-    key = hashlib.blake2b(source, digest_size=16).hexdigest() if isinstance(source, bytes) else f"path:{source}"
-    if key not in cache:
-        cache[key] = decode_frames(source, num_frames=num_frames, max_pixels=max_pixels, multiple=multiple,
-                                   name=str(path or "<video bytes>"))
-    return cache[key]
+    data, path = (video.get("bytes"), video.get("path")) if isinstance(video, Mapping) else (None, video)
+    if data:
+        return decoded.frames(data, name=str(path or "<video bytes>"))
+    return decoded.frames(str(row_video_file(path, video_root, "a warm-start pair's video")), name=str(path))

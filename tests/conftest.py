@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -12,7 +14,9 @@ import pytest
 
 # `load_dataset(folder)` caches by folder name and file names: two test folders both called
 # "dataset" could be served each other's rows from a shared cache. Each test process gets its own.
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="ssvqa-test-datasets-"))
+if "HF_DATASETS_CACHE" not in os.environ:
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="ssvqa-test-datasets-")
+    atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], True)  # hundreds of MB per process otherwise
 
 import ssvqa  # noqa: F401  (installs the torchvision shim before any test imports transformers)
 
@@ -96,7 +100,7 @@ def odd_videos(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def pair_dataset_dir(tmp_path_factory) -> Path:
     """A real distortion-pair dataset folder made by the builder from four small synthetic sources."""
-    from dataset_builders.distortion_pairs import build_distortion_pairs
+    from ssvqa.pairs.distortion import build_distortion_pairs
 
     root = tmp_path_factory.mktemp("pairs")
     sources = [

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from ssvqa import corpus
-from ssvqa.corpus import KINDS, add_arguments, clip_sizes, main, make_corpus, plan_corpus
+from ssvqa.commands.make_corpus import add_arguments, main
+from ssvqa.corpus import KINDS, clip_sizes, make_corpus, plan_corpus
 from ssvqa.video import decode_frames, probe
 
 

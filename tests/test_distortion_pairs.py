@@ -18,7 +18,8 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builders.distortion_pairs import SIMILAR_SSIM, build_distortion_pairs
+from ssvqa.pairs.distortion import SIMILAR_SSIM, build_distortion_pairs
+from ssvqa.hub import HubPush
 from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -234,7 +235,8 @@ def test_push_to_hub_publishes_the_dataset_folder(reference, tmp_path, monkeypat
     sources = json.loads((ref_out / "README.md").read_text().split("```json")[1].split("```")[0])["inputs"]
     with FakeHub() as hub:
         monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub.endpoint)
-        report = build_distortion_pairs(sources, out, push_to_hub="someone/distortion-pairs", revision="round-0", token="hf_secret", **OPTIONS)
+        target = HubPush("someone/distortion-pairs", revision="round-0", token="hf_secret")
+        report = build_distortion_pairs(sources, out, push_to_hub=target, **OPTIONS)
         assert report.ran == 0 and report.commit_url.startswith(f"{hub.endpoint}/datasets/someone/distortion-pairs/commit/")
         local = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file() and ".work" not in p.parts}
         assert hub.files("someone/distortion-pairs", revision="round-0") == local
@@ -246,7 +248,7 @@ def test_small_sources_are_not_dropped_for_the_codec_drawn(tmp_path):
     import random
 
     from conftest import make_video
-    from dataset_builders.distortion_pairs import DistortionPairsConfig, plan_variants
+    from ssvqa.pairs.distortion import DistortionPairsConfig, plan_variants
 
     # Under the default draw (3 of 13 types) about 23 % of sources drew av1 and 23 % h265; a
     # 48x48 source that drew either was skipped whole. Now av1 renders (libaom-av1) and h265 is

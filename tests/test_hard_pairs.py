@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from ssvqa.hard_pairs import disagreement, disagreement_pairs, mix, student_error_pairs
+from ssvqa.pairs.hard import disagreement, disagreement_pairs, mix, student_error_pairs
 
 
 def test_selector_picks_exactly_the_pairs_student_and_teacher_disagree_on():

@@ -6,14 +6,15 @@ import pytest
 from trl import ModelConfig, TrlParser
 
 from ssvqa.model_config import ModelConfigError, check_model_config, load_trained_model
-from ssvqa.rounds import RoundArguments, _trainer
+from ssvqa.rounds import RoundArguments
+from ssvqa.rounds.run import round_trainer
 from ssvqa.testing import save_tiny_model
 from ssvqa.trainer import RankConfig
 
 
 def parse(tmp_path, yaml: str):
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml + f"\noutput_dir: {tmp_path / 'out'}\nuse_cpu: true\ngenerate_data: true\nmax_steps: 1\n")
+    recipe.write_text(yaml + f"\noutput_dir: {tmp_path / 'out'}\nuse_cpu: true\npair_datasets: [none]\nmax_steps: 1\n")
     return TrlParser((RoundArguments, RankConfig, ModelConfig)).parse_args_and_config(["--config", str(recipe)])
 
 
@@ -32,7 +33,7 @@ use_rslora: true
 lora_r: 4
 lora_alpha: 8
 """)
-    trainer = _trainer(script_args, training_args, model_args, str(base), tmp_path, tmp_path / "round-0", None, None)
+    trainer = round_trainer(script_args, training_args, model_args, str(base), tmp_path, tmp_path / "round-0", None, None)
     model = trainer.model
     quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert quantized and all(m.weight.quant_type == "fp4" and m.weight.quant_state.nested for m in quantized)

@@ -13,11 +13,11 @@ from statistics import NormalDist
 import datasets
 import pytest
 
-from dataset_builders.mos_pairs import build_mos_pairs
+from ssvqa.pairs.mos import build_mos_pairs
 from ssvqa.cli import main as cli_main
 from ssvqa.errors import SsvqaError
 from ssvqa.labels import LEVELS
-from ssvqa.pair_dataset import load_pairs
+from ssvqa.pairs.dataset import load_pairs
 
 SOURCES = ("testsrc2", "mandelbrot", "rgbtestsrc", "smptebars", "testsrc", "yuvtestsrc")
 NUM_VIDEOS = 12

@@ -117,7 +117,7 @@ def test_the_model_ranges_are_read_without_running_code():
 
 
 def test_teachers_by_name():
-    from dataset_builders.pseudo_label_pairs import build_pseudo_pairs, make_teacher
+    from ssvqa.pairs.pseudo import build_pseudo_pairs, make_teacher
 
     assert make_teacher("brisque").name == "brisque" and make_teacher("niqe").name == "niqe"
     with pytest.raises(ValueError, match="unknown teacher 'sepia'"):  # "a,b" names two teachers

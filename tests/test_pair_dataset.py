@@ -10,14 +10,8 @@ import yaml
 
 from ssvqa.errors import DatasetRootError
 from ssvqa.labels import LEVELS
-from ssvqa.pair_dataset import (
-    DatasetCardInfo,
-    PairRow,
-    pair_features,
-    split_for,
-    summarize,
-    write_pair_dataset,
-)
+from ssvqa.pairs.card import DatasetCardInfo, summarize
+from ssvqa.pairs.dataset import PairRow, pair_features, split_for, write_pair_dataset
 
 CARD = DatasetCardInfo(
     pretty_name="Test pairs",
@@ -147,7 +141,7 @@ def test_a_content_in_both_splits_is_refused(clips, tmp_path):
 
 def test_load_pairs_reads_each_folder_not_a_cached_namesake(clips, tmp_path):
     """Regression: load_dataset(folder) served the rows of an earlier folder with the same name."""
-    from ssvqa.pair_dataset import load_pairs
+    from ssvqa.pairs.dataset import load_pairs
 
     first, second = tmp_path / "a" / "pairs", tmp_path / "b" / "pairs"
     write_pair_dataset(_rows(clips, contents=2), first, card=CARD, test_fraction=0.0)
@@ -163,7 +157,7 @@ def test_load_pairs_reads_each_folder_not_a_cached_namesake(clips, tmp_path):
 
 def test_save_pair_splits_round_trip(clips, tmp_path):
     """Pairs already loaded (videos as bytes) are written back as a folder that loads the same."""
-    from ssvqa.pair_dataset import load_pairs, save_pair_splits
+    from ssvqa.pairs.dataset import load_pairs, save_pair_splits
 
     source = tmp_path / "source"
     write_pair_dataset(_rows(clips), source, card=CARD, test_fraction=0.5)
@@ -181,7 +175,7 @@ def test_save_pair_splits_round_trip(clips, tmp_path):
 
 
 def test_save_pair_splits_embeds_videos_given_as_paths(clips, tmp_path):
-    from ssvqa.pair_dataset import load_pairs, save_pair_splits
+    from ssvqa.pairs.dataset import load_pairs, save_pair_splits
 
     rows = {"video_a": [{"path": str(clips[0]), "bytes": None}], "video_b": [{"path": str(clips[1]), "bytes": None}],
             "label": [3], "prob": [0.75], "origin": ["distortion"], "content_id": ["c0"], "provenance": ["{}"]}

@@ -16,7 +16,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from dataset_builders.pseudo_label_pairs import build_pseudo_pairs
+from ssvqa.pairs.pseudo import build_pseudo_pairs
 from ssvqa.annotators import ClassicalAnnotator, annotate
 from ssvqa.errors import VideoError
 from ssvqa.labels import LEVELS, SIMILAR

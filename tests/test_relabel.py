@@ -9,10 +9,10 @@ import pytest
 
 from ssvqa.labels import LEVEL_WEIGHTS
 from ssvqa.modeling import compare, load_ranker
-from ssvqa.pair_dataset import load_pairs
+from ssvqa.pairs.dataset import load_pairs
 from ssvqa.prompts import expected_preference
 from ssvqa.relabel import relabel_with_ranker
-from ssvqa.rounds import label_agreement
+from ssvqa.rounds.report import label_agreement
 from ssvqa.testing import save_tiny_model
 from ssvqa.video import decode_frames
 

@@ -9,6 +9,7 @@ round under ``accelerate launch`` with two processes.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -39,17 +40,22 @@ OVERRIDES = [
 def parse(output_dir: Path, *extra: str):
     from trl import ModelConfig, TrlParser
 
+    from ssvqa.demo import DemoArguments
     from ssvqa.rounds import RoundArguments
     from ssvqa.trainer import RankConfig
 
-    parser = TrlParser((RoundArguments, RankConfig, ModelConfig))
+    parser = TrlParser((RoundArguments, DemoArguments, RankConfig, ModelConfig))
     return parser.parse_args_and_config(args=["--config", str(TINY), "--output_dir", str(output_dir), *OVERRIDES, *extra])
 
 
 def run(output_dir: Path, *extra: str) -> dict:
+    """What ``recipes/round.py`` does: the demo's world, then the round."""
+    from ssvqa.demo import prepare_world
     from ssvqa.rounds import run_round
 
-    return run_round(*parse(output_dir, *extra))
+    script_args, demo_args, training_args, model_args = parse(output_dir, *extra)
+    prepare_world(demo_args, script_args, training_args)
+    return run_round(script_args, training_args, model_args)
 
 
 def snapshot(folder: Path) -> dict[str, float]:
@@ -68,7 +74,7 @@ def test_rounds_save_artifacts_that_load_back(rounds):
     import datasets
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from ssvqa.pair_dataset import load_pairs
+    from ssvqa.pairs.dataset import load_pairs
 
     out, first, second = rounds
     for k, report in enumerate((first, second)):
@@ -228,7 +234,7 @@ def test_two_processes_relabel_and_score_their_shares_like_one(rounds, tmp_path)
     computes with the same model and anchors, and the round completes."""
     import numpy as np
 
-    from ssvqa.pair_dataset import load_pairs
+    from ssvqa.pairs.dataset import load_pairs
     from ssvqa.scorer import ANCHORS_FILE, QualityScorer
 
     out, _, second = rounds
@@ -262,7 +268,8 @@ def test_two_processes_relabel_and_score_their_shares_like_one(rounds, tmp_path)
     assert len(per_process) == 2 and min(per_process) > 0
     assert sum(per_process) == sum(second["figures"]["scoring_comparisons_per_process"])
     name = next(iter(figures["benchmarks"]))
-    gathered = json.loads((here / f"scores-{name}.json").read_text())
+    with open(here / "benchmarks" / name / "scores.csv", newline="") as handle:
+        gathered = {row["video"]: float(row["score"]) for row in csv.DictReader(handle)}
     scorer = QualityScorer.from_pretrained(str(here / "model"), mirrored=True, batch_size=8)  # its saved sampling
     recomputed = QualityScorer(scorer.model, scorer.processor, scorer.anchor_videos, scorer.anchor_scores,
                                sampling=scorer.sampling, mirrored=True, batch_size=8)
@@ -298,3 +305,54 @@ def test_a_round_prints_one_page(rounds, tmp_path):
     before_table = done.stdout.split("| round |")[0].splitlines() + done.stderr.splitlines()
     assert len(before_table) <= 25, output
     assert f"plot: {run_dir / 'rounds.png'}" in done.stdout
+
+
+def test_new_pairs_are_drawn_hard_or_random_labelled_and_kept_in_later_rounds(rounds, tmp_path):
+    """Rounds k > 0 with new_pairs: hard pool pairs (student-teacher disagreement) and fresh synthetic
+    pairs the student gets wrong, or random pool pairs of the same count; they stay in later rounds."""
+    from ssvqa.pairs.dataset import load_pairs
+    from ssvqa.rounds.new_pairs import NEW_PAIRS_DIR
+
+    out, first, _ = rounds
+    base = len(load_pairs(out / "round-0" / "dataset")["train"])
+    runs = {}
+    for name, extra in (("hard", ["--hard_fraction", "1", "--disagreement_share", "0.5"]), ("random", ["--hard_fraction", "0"])):
+        copy = tmp_path / name
+        shutil.copytree(out, copy, ignore=shutil.ignore_patterns("round-1", "hf-cache-*"))
+        runs[name] = (copy, run(copy, "--round", "1", "--new_pairs", "6", *extra))
+
+    copy, report = runs["hard"]
+    assert report["figures"]["new_pairs"] == {"disagreement": 3, "student_error": 3}
+    assert report["figures"]["train_pairs"] == base + 6
+    new = load_pairs(copy / "round-1" / NEW_PAIRS_DIR)["train"]
+    details = [json.loads(p) for p in new["provenance"]]
+    for origin, label, prob, detail in zip(new["origin"], new["label"], new["prob"], details):
+        assert detail["round"] == 1
+        if detail["selected"] == "disagreement":  # a pool pair the ranker labelled, with why it was chosen
+            assert origin == "relabel" and detail["disagreement"] > 0 and detail["teacher"] == "classical"
+            assert detail["labeller"] == "ranker (round 0)" and {"student_a", "student_b", "teachers"} <= set(detail)
+        else:  # a fresh synthetic pair: exact label kept, the student's wrong or unsure answer recorded
+            assert detail["selected"] == "student_error" and origin == "distortion"
+            assert prob == detail["label_prob"] and detail["error"] > -0.5
+    errors = [d["error"] for d in details if d["selected"] == "student_error"]
+    assert errors == sorted(errors, reverse=True)  # the worst answers first
+    assert 0 <= report["figures"]["new_pair_label_agreement"] <= 1
+
+    _, control = runs["random"]
+    assert control["figures"]["new_pairs"] == {"random": 6} and control["figures"]["train_pairs"] == base + 6
+
+    # Round 2 keeps round 1's new pairs (with their labels) and adds its own.
+    third = run(copy, "--round", "2", "--new_pairs", "6")
+    assert third["figures"]["train_pairs"] == base + 12
+    kept = load_pairs(copy / "round-2" / "dataset")["train"]
+    assert sum(json.loads(p).get("round") == 1 and "selected" in json.loads(p) for p in kept["provenance"]) == 6
+
+
+def test_contradictory_trainable_parts_stop_a_round_before_its_data_is_made(tmp_path):
+    from ssvqa.rounds import run_round
+
+    script_args, _, training_args, model_args = parse(tmp_path / "run", "--round", "0", "--language_model", "lora",
+                                                      "--pair_datasets", str(tmp_path / "pairs"))
+    with pytest.raises(SystemExit, match="language_model=lora needs a LoRA config"):
+        run_round(script_args, training_args, model_args)
+    assert not (tmp_path / "run").exists()

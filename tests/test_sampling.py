@@ -29,7 +29,7 @@ class DecodeLog:
 
     def __init__(self, monkeypatch):
         self.seen: dict[str, tuple] = {}
-        real_open, real_resize = ssvqa.video._open, ssvqa.video.resize_frames
+        real_open, real_resize = ssvqa.video.open_decoder, ssvqa.video.resize_frames
         log = self
 
         class Spy:
@@ -54,7 +54,7 @@ class DecodeLog:
             self.seen[key] = (asked, tuple(out.shape))
             return out
 
-        monkeypatch.setattr(ssvqa.video, "_open", spy_open)
+        monkeypatch.setattr(ssvqa.video, "open_decoder", spy_open)
         monkeypatch.setattr(ssvqa.video, "resize_frames", spy_resize)
 
 

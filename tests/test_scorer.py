@@ -15,7 +15,8 @@ import pytest
 import ssvqa.modeling
 from ssvqa.cli import main as cli_main
 from ssvqa.errors import SsvqaError, VideoError
-from ssvqa.scorer import ANCHORS_FILE, QualityScorer, expand_inputs
+from ssvqa.commands.score import expand_inputs
+from ssvqa.scorer import ANCHORS_FILE, QualityScorer
 from ssvqa.testing import save_tiny_model
 from conftest import make_video
 

@@ -1,4 +1,4 @@
-"""Bradley–Terry MAP scoring and anchor selection (the math of ssvqa.scoring; no model)."""
+"""Bradley–Terry MAP scoring and anchor selection (the math of ssvqa.bradley_terry; no model)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import scipy.optimize
 import scipy.stats
 import torch
 
-from ssvqa.scoring import (
+from ssvqa.bradley_terry import (
     anchor_matrix,
     bt_map,
     calibrate,

@@ -22,8 +22,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builders.distortion_pairs import build_distortion_pairs
-from ssvqa.builder import InputItem, run_resumable
+from ssvqa.pairs.distortion import build_distortion_pairs
+from ssvqa.pairs.resumable import run_resumable
+from ssvqa.pairs.sources import InputItem
 from ssvqa.cli import main as cli_main
 from ssvqa.distortions import _run_ffmpeg
 from ssvqa.errors import TransientError

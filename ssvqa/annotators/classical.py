@@ -56,7 +56,7 @@ import torch.nn.functional as F
 
 from ssvqa.errors import VideoError
 from ssvqa.hashing import json_fingerprint
-from ssvqa.video import _open, _short, probe, uniform_indices
+from ssvqa.video import open_decoder, probe, short_reason, uniform_indices
 
 # feature -> (centre, scale, sign): z = sign * (x - centre) / scale. Sign +1 when higher is better.
 FEATURE_RANGES: dict[str, tuple[float, float, float]] = {
@@ -188,7 +188,7 @@ def _decode_runs(path: str | Path, num_runs: int, run_length: int) -> torch.Tens
     Uses ``ssvqa.video``'s opener (one error vocabulary for every unreadable file); runs are
     clipped at the end of the clip, so a 1-frame video gives runs of copies of its one frame.
     """
-    decoder = _open(path)
+    decoder = open_decoder(path)
     available = int(decoder.metadata.num_frames)
     # Runs start early enough to end inside the clip: a run clipped at the last frame would
     # repeat it and look like a duplicated frame.
@@ -198,7 +198,7 @@ def _decode_runs(path: str | Path, num_runs: int, run_length: int) -> torch.Tens
     try:
         batch = decoder.get_frames_at(unique).data
     except (RuntimeError, IndexError) as err:
-        raise VideoError(path, f"decoding failed (truncated or corrupt stream): {_short(err)}") from err
+        raise VideoError(path, f"decoding failed (truncated or corrupt stream): {short_reason(err)}") from err
     position = {index: i for i, index in enumerate(unique)}
     frames = batch[[position[i] for i in indices]]
     return frames.reshape(num_runs, run_length, *frames.shape[1:])

@@ -1,6 +1,7 @@
-"""Evaluate a ranker on a human-rated benchmark: score its videos, correlate with MOS.
+"""``ssvqa evaluate``: score a human-rated benchmark with a ranker, correlate with MOS.
 
-Scores every video of the benchmark with :class:`ssvqa.scorer.QualityScorer`, then writes into
+Scores every video of the benchmark with :class:`ssvqa.scorer.QualityScorer` and
+:func:`ssvqa.evaluation.evaluate_scorer` (what every round does too), then writes into
 ``--output-dir``:
 
 * ``report.json`` -- :func:`ssvqa.evaluation.correlation_report` (SRCC, KRCC, PLCC, RMSE, ...)
@@ -24,13 +25,12 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 from pathlib import Path
 
 from ssvqa.errors import SsvqaError
-from ssvqa.scorer import DEFAULT_NUM_ANCHORS, add_model_arguments, scorer_from_args
+from ssvqa.commands.options import add_model_arguments, scorer_from_args
+from ssvqa.scorer import DEFAULT_NUM_ANCHORS
 
 
 def load_videos(args: argparse.Namespace):
@@ -68,8 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the evaluation; returns 0, or 1 when nothing could be scored."""
-    from ssvqa.evaluation import correlation_report, format_table, scatter_plot
+    """Run the evaluation; returns 0, or 1 when fewer than two videos could be scored."""
+    from ssvqa.evaluation import evaluate_scorer, format_table
     from ssvqa.scorer import QualityScorer
 
     try:
@@ -78,46 +78,27 @@ def main(args: argparse.Namespace) -> int:
         if args.anchors_from_benchmark:
             anchors = QualityScorer.build_anchors(data, k=args.anchors_from_benchmark)
         scorer = scorer_from_args(args, anchors=anchors)
+        settings = {
+            "model": str(args.model),
+            "adapter": args.adapter and str(args.adapter),
+            "anchors": [str(p) for p in scorer.anchor_videos],
+            "anchor_scores": scorer.anchor_scores,
+            "anchors_from_benchmark": bool(anchors),
+            "video_sampling": scorer.sampling.to_dict(),
+            **{k: getattr(scorer, k) for k in ("temperature", "mirrored", "batch_size")},
+            "split": args.split,
+            "root": str(args.root),
+        }
+        out = Path(args.output_dir)
+        result = evaluate_scorer(scorer, data, args.benchmark or Path(args.root).name, out,
+                                 exclude=[video for video, _ in anchors or []], settings=settings,
+                                 progress=not args.no_progress)
     except SsvqaError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    excluded = {video for video, _ in anchors} if anchors else set()
-    rows = [(row["video"], row["mos"]) for row in data if row["video"] not in excluded]
-    scores, errors = scorer.score_with_errors([video for video, _ in rows], progress=not args.no_progress)
-    scored = [(video, scores[video], mos) for video, mos in rows if video in scores]
-    for path, reason in errors.items():
+    for path, reason in result.errors.items():
         print(f"could not score {path}: {reason}", file=sys.stderr)
-    if len(scored) < 2:
-        print(f"error: only {len(scored)} video(s) scored; need at least 2 to correlate", file=sys.stderr)
-        return 1
-
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    pred = [s for _, s, _ in scored]
-    mos = [m for _, _, m in scored]
-    name = args.benchmark or Path(args.root).name
-    report = correlation_report(pred, mos)
-    report["benchmark"] = name
-    report["settings"] = {
-        "model": str(args.model),
-        "adapter": args.adapter and str(args.adapter),
-        "anchors": [str(p) for p in scorer.anchor_videos],
-        "anchor_scores": scorer.anchor_scores,
-        "anchors_from_benchmark": bool(anchors),
-        "video_sampling": scorer.sampling.to_dict(),
-        **{k: getattr(scorer, k) for k in ("temperature", "mirrored", "batch_size")},
-        "split": args.split,
-        "root": str(args.root),
-    }
-    report["failed"] = errors
-    report["comparisons"] = scorer.comparisons
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    with (out / "scores.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["video", "score", "mos"])
-        writer.writerows([v, f"{s:.4f}", m] for v, s, m in scored)
-    scatter_plot(pred, mos, out / "scatter.png", title=name)
-    print(format_table([{k: report[k] for k in ("benchmark", "n", "srcc", "krcc", "plcc", "rmse")}]))
+    print(format_table([{k: result.report[k] for k in ("benchmark", "n", "srcc", "krcc", "plcc", "rmse")}]))
     print(f"wrote {out / 'report.json'}, {out / 'scores.csv'}, {out / 'scatter.png'}", file=sys.stderr)
     return 0
 

@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ssvqa.builder import InputItem, collect_inputs, input_key, run_resumable, shard
+from ssvqa.pairs.resumable import run_resumable
+from ssvqa.pairs.sources import InputItem, collect_inputs, input_key, shard
 from ssvqa.errors import VideoError
 
 
