@@ -7,7 +7,9 @@ formulas are documented there) to a recipe's batch, frames, pixel budget, LoRA r
 and checkpointing. No weights and no GPU are needed; ``bench/bench_qlora_gpu.py`` measures.
 
 Run: ``python bench/estimate_memory.py [RECIPE.yaml ...] [--world-size 8] [--sharding zero3]``
-(default: the three QLoRA round recipes on one GPU, DDP).
+(default: the three QLoRA round recipes on one GPU, DDP). A recipe that trains the vision side in
+full with the language model frozen (W2S-VQA's parts: ``recipes/*/w2s/config.yaml``) is
+estimated for those parts; run it with ``--sharding zero2 --world-size 8``, as it is launched.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def estimate_recipe(recipe: Path, world_size: int = 1, sharding: str = "ddp"):
     from transformers import AutoConfig
 
     from ssvqa.memory import estimate_memory
+    from ssvqa.model_parts import TrainableParts
 
     fields = yaml.safe_load(Path(recipe).read_text())
     model = fields["model_name_or_path"]
@@ -49,6 +52,11 @@ def estimate_recipe(recipe: Path, world_size: int = 1, sharding: str = "ddp"):
         gradient_checkpointing=bool(fields.get("activation_checkpointing") or fields.get("gradient_checkpointing")),
         sharding=sharding,
         world_size=world_size,
+        parts=TrainableParts.from_settings(
+            **{part: fields.get(part) for part in ("vision_tower", "projector", "language_model")},
+            lora=bool(fields.get("use_peft")),
+            train_vision_projector=bool((fields.get("model_init_kwargs") or {}).get("train_vision_projector")),
+        ),
     )
 
 
@@ -56,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipes", nargs="*", type=Path, default=RECIPES)
     parser.add_argument("--world-size", type=int, default=1)
-    parser.add_argument("--sharding", choices=["ddp", "zero3"], default="ddp")
+    parser.add_argument("--sharding", choices=["ddp", "zero2", "zero3"], default="ddp")
     args = parser.parse_args()
     for recipe in args.recipes:
         fields = yaml.safe_load(recipe.read_text())
@@ -65,8 +73,10 @@ def main() -> None:
         title = (f"{recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else recipe}: {fields['model_name_or_path']}, "
                  f"batch {fields['per_device_train_batch_size']} pairs, {fields.get('max_frames') or fields['num_frames']} frames, "
                  f"max_pixels {fields['max_pixels']}, {args.sharding} x{args.world_size}\n"
-                 f"  parameters {c['total'] / 1e9:.2f}B (4-bit-able {c['quantizable'] / 1e9:.2f}B), LoRA r={fields.get('lora_r', 16)} "
-                 f"{c['lora'] / 1e6:.1f}M; {c['tokens_per_video']} visual tokens per video, {c['tokens_per_batch']} tokens per micro-batch")
+                 f"  parameters {c['total'] / 1e9:.2f}B (4-bit-able {c['quantizable'] / 1e9:.2f}B), "
+                 + (f"trained in full {c['trained'] / 1e6:.1f}M" if "trained" in c else
+                    f"LoRA r={fields.get('lora_r', 16)} {c['lora'] / 1e6:.1f}M")
+                 + f"; {c['tokens_per_video']} visual tokens per video, {c['tokens_per_batch']} tokens per micro-batch")
         print(estimate.table(title) + "\n")
 
 

@@ -2,7 +2,8 @@
 
 Each run is one round ``k`` (``--round k``); artifacts go to ``output_dir/round-k/`` (model with
 card and anchors, the round's pair dataset with card, ``report.json``) and, when hub ids are
-given, to the Hub at branch ``round-k``. What each step does: ``ssvqa/rounds.py``.
+given, to the Hub at branch ``round-k``. What each step does: ``ssvqa/rounds/``; the
+embedded default's world (``generate_data: true``): ``ssvqa/demo.py``.
 
 The embedded CPU default (generated videos, a small model built from a config, no downloads)::
 

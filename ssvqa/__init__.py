@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
-    "RankConfig": "ssvqa.trainer",
+    "RankConfig": "ssvqa.rank_config",
     "RankTrainer": "ssvqa.trainer",
     "DataCollatorForVideoPairs": "ssvqa.collator",
     "QualityScorer": "ssvqa.scorer",
@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ssvqa.modeling import compare, load_ranker
     from ssvqa.sampling import VideoSampling
     from ssvqa.scorer import QualityScorer
-    from ssvqa.trainer import RankConfig, RankTrainer
+    from ssvqa.rank_config import RankConfig
+    from ssvqa.trainer import RankTrainer
 
 
 def __getattr__(name: str):

@@ -37,6 +37,10 @@ that says how many are missing and lists the first ones, so a partial download i
 mistaken for the full benchmark. ``on_missing="skip"`` drops those rows instead and emits a
 ``UserWarning`` with the same count and list; the returned dataset's ``info.description`` records
 how many were skipped.
+
+Length: over 400 lines for one concept (where each benchmark keeps its scores and videos). A third
+is the table of label formats, and the readers for the formats the benchmarks ship (CSV/TSV, JSON,
+MATLAB, XLSX). Split, a benchmark's entry would sit away from the code that reads it.
 """
 
 from __future__ import annotations

@@ -31,6 +31,23 @@ Sharding: ``"ddp"`` keeps a full copy per GPU; ``"zero3"`` (also FSDP full-shard
 weights, LoRA, gradients and optimizer states by ``world_size`` and adds the largest decoder layer,
 gathered while it runs. Activations are per GPU either way.
 
+**W2S-VQA's parts** (``parts``: the vision tower and/or projector trained in full, the language
+model frozen, no quantization, no LoRA; :class:`ssvqa.model_parts.TrainableParts`) replace the LoRA
+rows by rows for the ``N`` trained parameters (:func:`ssvqa.model_parts.parameter_parts` counts them):
+
+* ``"zero2"``/``"zero3"`` (DeepSpeed, bf16): fp32 master weights and the two AdamW moments,
+  ``12 N`` bytes, and the gradients in the compute dtype, all divided by ``world_size``; plus
+  DeepSpeed's reduce and all-gather buckets (its default ``5e8`` elements each, in the compute
+  dtype, at most ``N``). ``"zero2"`` keeps every weight on every GPU;
+* ``"ddp"``: gradients and the two AdamW moments in the weights' dtype (torch keeps the moments in
+  the parameter's dtype), ``3 N * dtype_bytes``;
+* a trained vision tower keeps its activations for backward: with checkpointing, each block's
+  input ``depth * P * vh`` plus the block being recomputed, ``P * (10 vh + 5 vi)`` (norm outputs,
+  q/k/v, attention and projection outputs, residuals; gate/up/act/product/down), and its backward
+  buffers ``P * (2 vh + 2 vi)``; without checkpointing every block keeps ``P * (10 vh + 5 vi)``.
+  The frozen language model still carries gradients back to the visual tokens, so its
+  activations are counted as with LoRA (the LoRA dropout copies included: a slight overestimate).
+
 The estimate is a model of the allocations, not a measurement: ``bench/bench_qlora_gpu.py``
 measures the peak on a GPU.
 """
@@ -48,6 +65,7 @@ PROMPT_TOKENS = 128
 RUNTIME_BYTES = 1 * GIB
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ZERO_BUCKET = 5e8  # DeepSpeed's default reduce_bucket_size and allgather_bucket_size (elements)
 
 
 @dataclass
@@ -74,14 +92,20 @@ def parameter_counts(config, lora_r: int = 16) -> dict[str, int]:
     ``total``: every parameter; ``quantizable``: the weights of the language model's linear
     layers (what 4-bit replaces); ``lora``: LoRA parameters of rank ``lora_r`` on the ``"auto"``
     target; ``largest_linear``: the biggest quantizable weight; ``largest_layer``: the biggest
-    decoder layer.
+    decoder layer; ``vision_tower``, ``projector``, ``language_model``: the parameters of each
+    trainable part (:func:`ssvqa.model_parts.parameter_parts`).
     """
     from transformers import AutoModelForImageTextToText
+
+    from ssvqa.model_parts import PART_MODES, parameter_parts
 
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config)
     counts = {"total": sum(p.numel() for p in model.parameters()), "quantizable": 0, "lora": 0,
-              "largest_linear": 0, "largest_layer": 0}
+              "largest_linear": 0, "largest_layer": 0, **dict.fromkeys(PART_MODES, 0)}
+    owner = parameter_parts(model)
+    for param in model.parameters():
+        counts[owner[id(param)]] += param.numel()
     for name, module in model.named_modules():
         inside = ".language_model." in f".{name}."
         if inside and isinstance(module, torch.nn.Linear):
@@ -125,10 +149,23 @@ def estimate_memory(
     gradient_checkpointing: bool = True,
     sharding: str = "ddp",
     world_size: int = 1,
+    parts=None,
 ) -> MemoryEstimate:
-    """Per-GPU memory of LoRA/QLoRA training of ``config`` on pairs (formulas in the module doc)."""
-    if sharding not in ("ddp", "zero3"):
-        raise ValueError(f"sharding must be 'ddp' or 'zero3', got {sharding!r}")
+    """Per-GPU memory of training ``config`` on pairs (formulas in the module doc): LoRA/QLoRA on
+    the language model, or with ``parts`` (a :class:`ssvqa.model_parts.TrainableParts`) the vision
+    tower and/or projector in full with the language model frozen."""
+    if sharding not in ("ddp", "zero2", "zero3"):
+        raise ValueError(f"sharding must be 'ddp', 'zero2' or 'zero3', got {sharding!r}")
+    from ssvqa.model_parts import TrainableParts
+
+    full_parts = None
+    if parts is not None and parts != TrainableParts():  # the default: LoRA on the language model alone
+        if parts.uses_lora or parts.language_model != "frozen" or quantized:
+            raise ValueError(f"estimate_memory models LoRA on the language model, or the vision side in full with the "
+                             f"language model frozen and unquantized; not {parts}")
+        full_parts = [part for part, mode in parts.modes().items() if mode == "full"]
+    if sharding == "zero2" and full_parts is None:
+        raise ValueError("sharding='zero2' is modelled for parts trained in full (parts=...)")
     counts = parameter_counts(config, lora_r)
     text, vision = config.get_text_config(), config.vision_config
     h, i, layers = text.hidden_size, text.intermediate_size, text.num_hidden_layers
@@ -147,9 +184,19 @@ def estimate_memory(
         rows["weights (bf16)" if dtype_bytes == 2 else "weights"] = counts["total"] * dtype_bytes / shard
     if sharding == "zero3":
         rows["gathered layer (ZeRO-3)"] = counts["largest_layer"] * dtype_bytes
-    rows["LoRA weights (fp32)"] = counts["lora"] * 4 / shard
-    rows["LoRA gradients (fp32)"] = counts["lora"] * 4 / shard
-    rows["AdamW states (fp32)"] = counts["lora"] * 8 / shard
+    if full_parts is None:
+        rows["LoRA weights (fp32)"] = counts["lora"] * 4 / shard
+        rows["LoRA gradients (fp32)"] = counts["lora"] * 4 / shard
+        rows["AdamW states (fp32)"] = counts["lora"] * 8 / shard
+    else:
+        trained = counts["trained"] = sum(counts[part] for part in full_parts)
+        if sharding == "ddp":
+            rows["gradients (trained parts)"] = trained * dtype_bytes
+            rows["AdamW states (trained parts)"] = 2 * trained * dtype_bytes
+        else:
+            rows["fp32 master weights + AdamW (ZeRO)"] = trained * 12 / world_size
+            rows["gradients (ZeRO-partitioned)"] = trained * dtype_bytes / world_size
+            rows["ZeRO reduce + all-gather buckets"] = 2 * min(trained, ZERO_BUCKET) * dtype_bytes
     per_layer = T * (13 * h + 2 * kv + 5 * i) * dtype_bytes
     if gradient_checkpointing:
         rows["activations, layer inputs"] = layers * T * h * dtype_bytes
@@ -157,7 +204,17 @@ def estimate_memory(
     else:
         rows["activations, all layers"] = layers * per_layer
     rows["activations, embeddings"] = 2 * T * h * dtype_bytes
-    rows["vision tower working set"] = P * (4 * vision.hidden_size + 2 * vision.intermediate_size) * dtype_bytes
+    vh, vi = vision.hidden_size, vision.intermediate_size
+    if full_parts is not None and "vision_tower" in full_parts:
+        depth = getattr(vision, "depth", None) or vision.num_hidden_layers
+        per_block = P * (10 * vh + 5 * vi) * dtype_bytes
+        if gradient_checkpointing:
+            rows["vision, block inputs"] = depth * P * vh * dtype_bytes
+            rows["vision, recomputed block"] = per_block + P * (2 * vh + 2 * vi) * dtype_bytes
+        else:
+            rows["vision, all blocks"] = depth * per_block
+    else:
+        rows["vision tower working set"] = P * (4 * vh + 2 * vi) * dtype_bytes
     if quantized:
         rows["4-bit dequantized weight"] = counts["largest_linear"] * dtype_bytes
     rows["runtime (CUDA context, slack)"] = RUNTIME_BYTES

@@ -6,11 +6,17 @@ A recipe names its model with TRL's :class:`trl.ModelConfig` (``model_name_or_pa
 :class:`~ssvqa.trainer.RankTrainer` takes them as ``peft_config`` and
 ``model_init_kwargs["quantization_config"]``. What ssvqa adds:
 
-- no ``lora_target_modules``: the language model's projections
-  (:func:`ssvqa.modeling.lora_target_modules`), since peft's defaults do not know video LMMs;
+- no ``lora_target_modules``: the projections of the parts under LoRA (the language model's by
+  default, :func:`ssvqa.model_parts.lora_target_modules`; the vision tower's with
+  ``vision_tower: lora``), since peft's defaults do not know video LMMs;
 - the vision tower, projector and ``lm_head`` stay unquantized (``llm_int8_skip_modules``);
 - ``dtype: auto`` computes 4-bit layers in bf16 on GPUs that support it, else float32;
-- the projector trained in full: ``model_init_kwargs: {train_vision_projector: true}``.
+- what trains, per part, is chosen by :class:`~ssvqa.trainer.RankConfig`'s ``vision_tower``,
+  ``projector`` and ``language_model`` (with per-part learning rates); ``use_peft`` gives the
+  LoRA's shape to the parts set to ``lora``, and alone means LoRA on the language model (the
+  projector trained in full too with ``model_init_kwargs: {train_vision_projector: true}``).
+  Contradictions (``vision_tower: lora`` without ``use_peft``, ``use_peft`` with no part under
+  LoRA, a quantized language model trained in full) are refused when the model is loaded.
 
 Every field is honoured or refused (:func:`check_model_config`): a field set to a value that would
 change nothing, or that ssvqa cannot do, is an error naming it, never silently ignored.

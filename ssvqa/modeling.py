@@ -1,4 +1,4 @@
-"""Loading a video LMM as a pair ranker: plain, LoRA, or QLoRA (4-bit base + LoRA).
+"""Loading a video LMM as a pair ranker: plain, LoRA, or QLoRA (4-bit base + LoRA), and what trains.
 
 :func:`load_ranker` is the one entry point. It loads any model that
 ``AutoModelForImageTextToText`` + ``AutoProcessor`` load (Qwen2-VL, Qwen2.5-VL, Qwen3-VL,
@@ -8,9 +8,13 @@ LLaVA-OneVision, ...), always from safetensors, and:
    before any weight is read);
 2. optionally quantizes the *language model* to 4-bit NF4 with double quantization (QLoRA) or to
    8 bits, keeping the vision tower, the projector and ``lm_head`` unquantized;
-3. optionally adds LoRA adapters to the language model's attention and MLP projections
-   (:func:`lora_target_modules`), and trains the vision projector in full when asked;
+3. chooses what trains, per part (:class:`~ssvqa.model_parts.TrainableParts`): the vision tower (frozen, full or
+   LoRA), the vision-to-language projector (frozen or full) and the language model (LoRA, frozen or
+   full); LoRA adapters go on the attention and MLP projections of the parts that ask for them
+   (:func:`~ssvqa.model_parts.lora_target_modules`, :func:`~ssvqa.model_parts.vision_lora_target_modules`);
 4. optionally loads a saved adapter on top (inference or continued training).
+
+The parts of a model and what trains in each: :mod:`ssvqa.model_parts`.
 
 :func:`compare` is batched inference: N pairs in, ``(N, 5)`` level probabilities out.
 
@@ -26,7 +30,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -39,12 +42,15 @@ from ssvqa.prompts import (
     level_distribution,
     level_token_ids,
 )
+from ssvqa.model_parts import (
+    TrainableParts,
+    add_lora,
+    base_model,
+    check_quantized_parts,
+    non_language_modules,
+    set_trainable_parts,
+)
 from ssvqa.sampling import UNIFORM_FRAME_RATE
-
-# Names that every AutoModelForImageTextToText in transformers 5 gives its language model.
-LANGUAGE_MODEL = "language_model"
-# Top-level parts of the inner model that are the vision side (encoder and projector).
-VISION_PROJECTORS = ("merger", "deepstack_merger_list", "multi_modal_projector")
 
 
 def load_ranker(
@@ -57,6 +63,9 @@ def load_ranker(
     lora_dropout: float = 0.05,
     lora_target: str | list[str] = "auto",
     train_vision_projector: bool = False,
+    vision_tower: str | None = None,
+    projector: str | None = None,
+    language_model: str | None = None,
     dtype: str | torch.dtype = "auto",
     attn_implementation: str | None = None,
     device_map: str | dict | None = None,
@@ -82,7 +91,13 @@ def load_ranker(
             output layer, vision included), a regex, or a list of module names.
         train_vision_projector: with LoRA, also train the vision-to-language projector in full
             (Qwen: ``visual.merger`` and Qwen3-VL's deepstack mergers; LLaVA-OneVision:
-            ``multi_modal_projector``); saved with the adapter (peft ``modules_to_save``).
+            ``multi_modal_projector``); saved with the adapter (peft ``modules_to_save``). The
+            same as ``projector="full"``.
+        vision_tower, projector, language_model: what trains in each part (:class:`TrainableParts`;
+            None: as ``lora``/``train_vision_projector`` imply, see
+            :meth:`TrainableParts.from_settings`). ``"lora"`` needs ``lora``. Not with ``adapter``
+            (a saved adapter trains what it was made with). When nothing of this is asked (no
+            ``lora``, no part) the model is returned as loaded.
         dtype: dtype of the unquantized weights (``"auto"``: as stored).
         attn_implementation: e.g. ``"sdpa"``, ``"flash_attention_2"``; None lets transformers choose.
         device_map: passed to ``from_pretrained``. With quantization on a GPU machine it defaults
@@ -104,6 +119,8 @@ def load_ranker(
 
     Raises:
         LevelTokenError: a level word is not a single token of the model's tokenizer.
+        ValueError: contradictory parts (:meth:`TrainableParts.from_settings`), or a quantized
+            language model asked to train in full or without a LoRA.
         InputNotFoundError: ``model_id_or_path`` or ``adapter`` is neither an existing folder nor
             a Hub id (:func:`ssvqa.hub.local_or_hub_id`).
     """
@@ -117,8 +134,15 @@ def load_ranker(
             local_or_hub_id(spec, "model folder")  # a mistyped path fails now, not after a wait for the Hub
     if lora and adapter is not None:
         raise ValueError("pass either `lora` (a new adapter) or `adapter` (a saved one), not both")
-    if train_vision_projector and not lora:
-        raise ValueError("train_vision_projector needs lora=True: without LoRA every weight trains anyway")
+    chosen = {"vision_tower": vision_tower, "projector": projector, "language_model": language_model}
+    parts = None
+    if lora or train_vision_projector or any(chosen.values()):
+        if adapter is not None:
+            raise ValueError(f"{', '.join(k for k, v in chosen.items() if v)} cannot be chosen with a saved `adapter`: "
+                             "it trains what it was made with")
+        parts = TrainableParts.from_settings(**chosen, lora=bool(lora), train_vision_projector=train_vision_projector)
+    if parts is not None and quantization not in (None, False):
+        check_quantized_parts(parts)
     hub = dict(trust_remote_code=trust_remote_code, revision=revision)
 
     processor = AutoProcessor.from_pretrained(model_id_or_path, **hub)
@@ -140,7 +164,7 @@ def load_ranker(
     _disable_cpu_weight_repacking(model)
 
     quantized = quantization_config is not None
-    if quantized and (lora or adapter_trainable):
+    if quantized and (parts is not None or adapter_trainable):
         _freeze_for_kbit_training(model)
     if gradient_checkpointing:
         # Non-reentrant checkpointing needs no inputs that require grad (LoRA on frozen embeddings),
@@ -151,7 +175,7 @@ def load_ranker(
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=adapter_trainable, revision=adapter_revision)
-    elif lora:
+    elif parts is not None and parts.uses_lora:
         from peft import LoraConfig
 
         if isinstance(lora, LoraConfig):
@@ -164,99 +188,12 @@ def load_ranker(
                 target_modules=None if lora_target == "auto" else lora_target,
                 task_type="CAUSAL_LM",
             )
-        model = add_lora(model, lora_config, train_vision_projector=train_vision_projector)
+        model = add_lora(model, lora_config, parts=parts)
+    elif parts is not None:
+        set_trainable_parts(model, parts)
     _disable_cpu_weight_repacking(model)
     model.video_sampling = saved_sampling(adapter, model_id_or_path, revision=adapter_revision if adapter else revision)
     return model, processor
-
-
-def add_lora(model, lora_config, *, train_vision_projector: bool = False):
-    """Add a new LoRA adapter to ``model`` with peft, filling in what ssvqa knows about video LMMs.
-
-    ``lora_config`` is a ``peft.LoraConfig`` (e.g. ``trl.get_peft_config(model_args)``); it is
-    used as given, except: no ``target_modules`` means the language model's projections
-    (:func:`lora_target_modules`, peft's own defaults do not know video LMMs), and with
-    ``train_vision_projector`` the vision projector(s) join ``modules_to_save`` (trained in full,
-    saved with the adapter).
-    """
-    import dataclasses
-
-    from peft import get_peft_model
-
-    changes = {}
-    if lora_config.target_modules is None and not getattr(lora_config, "target_parameters", None):
-        changes["target_modules"] = lora_target_modules(model)
-    if train_vision_projector:
-        changes["modules_to_save"] = list(dict.fromkeys([*(lora_config.modules_to_save or []), *vision_projector_modules(model)]))
-    if changes:
-        lora_config = dataclasses.replace(lora_config, **changes)
-    return get_peft_model(model, lora_config)
-
-
-def lora_target_modules(model) -> str:
-    r"""The ``"auto"`` LoRA target: every linear projection inside the language model.
-
-    In a transformers-5 video LMM the decoder lives under ``*.language_model.*`` and its linear
-    layers are exactly the attention (``q/k/v/o_proj``) and MLP (``gate/up/down_proj``)
-    projections. The vision encoder is left alone: its layers can have the same names (SigLIP in
-    LLaVA-OneVision has ``q_proj``...), which is why the target is a regex anchored on
-    ``language_model`` (peft full-matches a string target against module names) and not a list
-    of names. ``lm_head`` is not inside the language model and is not targeted.
-
-    >>> lora_target_modules(model)                                        # doctest: +SKIP
-    '.*\\.language_model\\..*\\.(down_proj|gate_proj|k_proj|o_proj|q_proj|up_proj|v_proj)'
-    """
-    names = sorted(
-        {
-            name.rsplit(".", 1)[-1]
-            for name, module in base_model(model).named_modules()
-            if f".{LANGUAGE_MODEL}." in f".{name}" and isinstance(module, torch.nn.Linear)
-        }
-    )
-    if not names:
-        raise ValueError(
-            f"found no linear layer under a '{LANGUAGE_MODEL}' module in {type(model).__name__}; "
-            "pass lora_target explicitly (a regex or a list of module names)"
-        )
-    return rf".*\.{LANGUAGE_MODEL}\..*\.({'|'.join(re.escape(n) for n in names)})"
-
-
-def vision_projector_modules(model) -> list[str]:
-    """Module names of the vision-to-language projector(s), for peft ``modules_to_save``.
-
-    Qwen2/2.5-VL: ``visual.merger``; Qwen3-VL: ``visual.merger`` and each
-    ``visual.deepstack_merger_list.<i>`` (a ModuleList is wrapped element by element, since the
-    model indexes it); LLaVA-OneVision: ``multi_modal_projector``.
-    """
-    found = []
-    for name, _ in base_model(model).named_modules():
-        parts = name.split(".")
-        if LANGUAGE_MODEL in parts:
-            continue
-        if parts[-1] in ("merger", "multi_modal_projector") or (len(parts) > 1 and parts[-2] == "deepstack_merger_list"):
-            found.append(name)
-    if not found:
-        raise ValueError(f"found no vision projector in {type(model).__name__} (looked for {VISION_PROJECTORS})")
-    return found
-
-
-def non_language_modules(config, trust_remote_code: bool = False) -> list[str]:
-    """Full names of the top-level modules that are not the language model (vision tower,
-    projector) plus ``lm_head``: what quantization leaves in full precision.
-
-    Found by building the model on the ``meta`` device (no memory, no weights).
-    """
-    from transformers import AutoModelForImageTextToText
-
-    with torch.device("meta"):
-        skeleton = AutoModelForImageTextToText.from_config(config, trust_remote_code=trust_remote_code)
-    names = []
-    for name, child in skeleton.named_children():
-        if name == "model":
-            names += [f"model.{sub}" for sub, _ in child.named_children() if sub != LANGUAGE_MODEL]
-        else:
-            names.append(name)  # lm_head
-    return names
 
 
 @torch.no_grad()
@@ -416,7 +353,3 @@ class _NoKernelsPackageNotice(logging.Filter):
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_NoKernelsPackageNotice())
 
 
-def base_model(model):
-    """The transformers model under a peft wrapper (or the model itself)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model

@@ -11,7 +11,7 @@ Each distinct video is scored once, however many pairs it is in: videos are read
 written once to a temporary file for the annotator (a row holding only a path is read inside
 ``video_root`` only, never elsewhere). The annotator's scores are normalised over the dataset's
 videos (ranks to normal quantiles), with the single-teacher spread of
-:func:`ssvqa.labels.combine_teachers`.
+:func:`ssvqa.pseudo_labels.combine_teachers`.
 
 >>> new = relabel(pairs["train"], RankerAnnotator.from_pretrained("round-1/"), round=2)   # doctest: +SKIP
 >>> json.loads(new[0]["provenance"])["previous_label"]                                   # doctest: +SKIP
@@ -32,7 +32,8 @@ from typing import Any
 import datasets
 
 from ssvqa.annotators.base import annotate, annotator_fingerprint
-from ssvqa.labels import LEVELS, LevelThresholds, combine_teachers, level_of_preference, pair_level, pair_z
+from ssvqa.labels import LEVELS, LevelThresholds, level_of_preference, pair_level, pair_z
+from ssvqa.pseudo_labels import combine_teachers
 from ssvqa.pairs.dataset import read_row_video
 
 _BATCH_ROWS = 64

@@ -36,6 +36,10 @@ model, else from ``anchors.json``); ``num_frames``/``fps``/``max_pixels`` given 
 it, with a warning. Any frame rate the processor needs comes from the sampling too.
 
 The ``ssvqa score`` command is :mod:`ssvqa.commands.score`.
+
+Length: over 400 lines for one class, :class:`QualityScorer`, with the anchors file it reads and
+writes. Its math is elsewhere (:mod:`ssvqa.bradley_terry`), and so is its command line
+(:mod:`ssvqa.commands.score`).
 """
 
 from __future__ import annotations

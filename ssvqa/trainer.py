@@ -1,4 +1,4 @@
-"""RankConfig and RankTrainer: teach a video LMM to say how the second video of a pair compares.
+"""RankTrainer: teach a video LMM to say how the second video of a pair compares (its arguments: RankConfig).
 
 The model reads two videos and the pre-filled answer "The quality of the second video is"; its
 next-token logits over the five level words (``inferior … superior``) are its answer. Two losses:
@@ -37,155 +37,37 @@ trainer.train()
 
 From a recipe's `trl.ModelConfig`: `ssvqa.model_config.peft_config(model_args)` and
 `model_init_kwargs(model_args)` (`trl.get_peft_config`/`get_quantization_config`, checked).
+
+What trains is chosen per part, each with its own learning rate if wanted: W2S-VQA's setting is
+`RankConfig(vision_tower="full", projector="full", language_model="frozen",
+vision_tower_learning_rate=2e-6, learning_rate=1e-5, ...)` without a `peft_config` (see the
+"Trainable parts" fields of [`RankConfig`] and [`~ssvqa.model_parts.TrainableParts`]).
+
+Length: over 400 lines for one class, :class:`RankTrainer`: its losses and gathered metrics, the
+optimizer groups per trainable part, resuming, and the model card. Its arguments are in
+:mod:`ssvqa.rank_config` and checkpoint loading in :mod:`ssvqa.checkpoints`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 import datasets
 import torch
 import torch.nn.functional as F
 from peft import PeftConfig
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer
 from transformers.trainer_utils import enable_full_determinism, set_seed
 
+from ssvqa.checkpoints import load_adapter_checkpoint, load_full_checkpoint
 from ssvqa.collator import DataCollatorForVideoPairs, check_frame_sampling
-from ssvqa.errors import CheckpointError
 from ssvqa.labels import LEVELS
+from ssvqa.model_parts import PART_MODES
+from ssvqa.pairs.dataset import VIDEO_COLUMNS
 from ssvqa.prompts import expected_preference, level_token_ids
-from ssvqa.sampling import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DEFAULT_NUM_FRAMES, SAMPLING_MODES, VideoSampling, processor_frame_multiple
-
-VIDEO_COLUMNS = ("video_a", "video_b")
-
-
-@dataclass
-class RankConfig(TrainingArguments):
-    r"""Configuration of [`RankTrainer`]: everything of `TrainingArguments`, plus:
-
-    Parameters:
-        > Video sampling (the trained model's [`~ssvqa.sampling.VideoSampling`], saved beside its weights)
-
-        num_frames (`int`, defaults to `8`):
-            Frames sampled uniformly from each video (short videos repeat frames).
-        fps (`float`, *optional*):
-            Sample this many frames per second instead of `num_frames` (the paper's "1 fps" setting).
-        max_frames (`int`, defaults to `32`):
-            Cap on frames per video when sampling by `fps`.
-        max_pixels (`int`, defaults to `112 * 112`):
-            Pixel budget per frame; frames are resized with aspect kept. Real runs: 448 * 448 or more.
-        sampling_mode (`str`, defaults to `"resize"`):
-            How frames meet the pixel budget (`ssvqa.sampling.SAMPLING_MODES`).
-        frame_multiple (`int`, *optional*):
-            Frame sides are rounded to this multiple. It is the processor's (patch size x spatial
-            merge: 28 for Qwen2.5-VL); a value given here is checked against it. Processors that
-            resize frames themselves (LLaVA-OneVision) use this value, default 28.
-        decode_threads (`int`, defaults to `1`):
-            FFmpeg threads per decode in the collator.
-        video_root (`str`, *optional*):
-            The folder that rows holding only a video path (no bytes) are read in; such a path may not
-            leave it. None: every row must hold its videos' bytes (as `load_pairs` returns them).
-
-        > Loss
-
-        loss_type (`str`, defaults to `"ce"`):
-            `"ce"`: cross-entropy over the five level tokens (the paper); `"bt"`: fidelity loss of the
-            expected preference against `prob` (Bradley–Terry learning to rank).
-        soft_targets (`bool`, defaults to `False`):
-            For `ce`, the target spreads `prob` over the two nearest levels instead of one-hot `label`.
-        label_smoothing (`float`, defaults to `0.0`):
-            For `ce`, mix the target with the uniform distribution by this much.
-        temperature (`float`, defaults to `1.0`):
-            Softmax temperature of the level logits when computing the expected preference.
-        swap_augmentation (`bool`, defaults to `False`):
-            Add each pair's mirror (second, first, mirrored label) to its batch: the model sees both orders.
-        confidence_loss (`bool`, defaults to `False`):
-            Add the adaptive confidence (entropy) term of W2S-VQA: `L = (1 − λ)·L_rank + λ·H`, with
-            `λ = α·min(1, t / T_warm)` and `α = exp(H/τ) / (exp(H/τ) + exp(L_rank/τ))` (see
-            [`confidence_weight`]). Logged as `confidence_lambda` and `level_entropy`.
-        confidence_warmup_ratio (`float`, defaults to `0.1`):
-            `T_warm` as a fraction of the training steps: λ ramps up linearly over it.
-        confidence_tau_start (`float`, defaults to `0.5`) and confidence_tau_end (`float`, defaults to `0.1`):
-            τ of α goes linearly from the first to the second over the warm-up, then stays.
-
-        > Model
-
-        model_init_kwargs (`dict`, *optional*):
-            Keyword arguments for `ssvqa.modeling.load_ranker` when `model` is a string, e.g.
-            `{"dtype": "bfloat16", "train_vision_projector": true}`. As in TRL's trainers,
-            `quantization_config` (a `BitsAndBytesConfig` or its dict, e.g. from
-            `trl.get_quantization_config`) quantizes the language model.
-    """
-
-    num_frames: int = field(default=DEFAULT_NUM_FRAMES, metadata={"help": "Frames sampled uniformly from each video."})
-    fps: float | None = field(default=None, metadata={"help": "Sample frames at this rate instead of num_frames."})
-    max_frames: int = field(default=DEFAULT_MAX_FRAMES, metadata={"help": "Cap on frames per video when sampling by fps."})
-    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata={"help": "Pixel budget per frame (aspect kept)."})
-    sampling_mode: str = field(default="resize", metadata={"help": f"How frames meet the pixel budget: {', '.join(SAMPLING_MODES)}."})
-    frame_multiple: int | None = field(default=None, metadata={"help": "Round frame sides to this multiple (default: the processor's)."})
-    decode_threads: int = field(default=1, metadata={"help": "FFmpeg threads per video decode."})
-    video_root: str | None = field(
-        default=None, metadata={"help": "Folder that path-only video rows are read in (None: rows must hold bytes)."}
-    )
-    loss_type: Literal["ce", "bt"] = field(
-        default="ce", metadata={"help": "ce: cross-entropy over level tokens; bt: fidelity loss on preference."}
-    )
-    soft_targets: bool = field(default=False, metadata={"help": "ce target from prob instead of one-hot label."})
-    label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the ce target."})
-    temperature: float = field(default=1.0, metadata={"help": "Temperature of the level softmax."})
-    swap_augmentation: bool = field(default=False, metadata={"help": "Also train on each pair's mirror."})
-    confidence_loss: bool = field(
-        default=False, metadata={"help": "Add W2S-VQA's adaptive confidence (entropy) term to the loss."}
-    )
-    confidence_warmup_ratio: float = field(
-        default=0.1, metadata={"help": "Fraction of the steps over which the confidence weight ramps up."}
-    )
-    confidence_tau_start: float = field(default=0.5, metadata={"help": "Confidence weight temperature at step 0."})
-    confidence_tau_end: float = field(default=0.1, metadata={"help": "Confidence weight temperature after warm-up."})
-    model_init_kwargs: dict[str, Any] | str | None = field(
-        default=None, metadata={"help": "kwargs (or JSON) for ssvqa.modeling.load_ranker when model is a string."}
-    )
-    # Different defaults from TrainingArguments: the collator needs the raw video columns, and a
-    # tiny CPU run should log often.
-    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep video columns for the collator."})
-    logging_steps: float = field(default=10, metadata={"help": "Log every X update steps."})
-    report_to: None | str | list[str] = field(default="none", metadata={"help": "Integrations to report to."})
-
-    def __post_init__(self):
-        if isinstance(self.model_init_kwargs, str):
-            self.model_init_kwargs = json.loads(self.model_init_kwargs)
-        if self.loss_type not in ("ce", "bt"):
-            raise ValueError(f"loss_type must be 'ce' or 'bt', got {self.loss_type!r}")
-        if min(self.confidence_tau_start, self.confidence_tau_end) <= 0:
-            raise ValueError("confidence_tau_start and confidence_tau_end must be > 0")
-        if not 0.0 < self.confidence_warmup_ratio <= 1.0:
-            raise ValueError(f"confidence_warmup_ratio must be in (0, 1], got {self.confidence_warmup_ratio}")
-        self.video_sampling()  # a bad sampling fails here, not at the first batch
-        super().__post_init__()
-
-    def video_sampling(self, processor=None) -> VideoSampling:
-        """The [`~ssvqa.sampling.VideoSampling`] of these fields; with ``processor``, its frame multiple."""
-        sampling = VideoSampling(
-            num_frames=self.num_frames,
-            fps=self.fps,
-            max_frames=self.max_frames,
-            max_pixels=self.max_pixels,
-            mode=self.sampling_mode,
-            **({"frame_multiple": self.frame_multiple} if self.frame_multiple else {}),
-        )
-        if processor is None:
-            return sampling
-        needed = processor_frame_multiple(processor)
-        if needed is None:  # the processor resizes frames itself
-            return sampling
-        if self.frame_multiple and self.frame_multiple != needed:
-            raise ValueError(f"frame_multiple={self.frame_multiple} but the processor's patches need {needed}: leave it unset")
-        return sampling.with_processor(processor)
+from ssvqa.rank_config import RankConfig
 
 
 def fidelity_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -226,8 +108,9 @@ class RankTrainer(Trainer):
         train_dataset / eval_dataset: pair datasets (`video_a`, `video_b`, `label`, `prob`).
         processing_class: the processor; loaded with the model when `model` is a string.
         peft_config: a `peft.LoraConfig` (e.g. from `trl.get_peft_config`), or None; LoRA adapters
-            are added to the model. Without `target_modules` the language model's projections are
-            targeted (`ssvqa.modeling.lora_target_modules`).
+            are added to the model. Without `target_modules` the projections of the parts under LoRA
+            are targeted (`args.language_model`/`args.vision_tower`; by default the language
+            model's, `ssvqa.model_parts.lora_target_modules`).
         data_collator: defaults to [`DataCollatorForVideoPairs`] with the video sampling of `args`.
 
     The video sampling (`args.video_sampling(processor)`) is saved beside the weights by
@@ -256,6 +139,7 @@ class RankTrainer(Trainer):
         if peft_config is not None and not isinstance(peft_config, PeftConfig):
             raise TypeError(f"peft_config must be a peft.LoraConfig (e.g. trl.get_peft_config(model_args)) or None, got {peft_config!r}")
         self.model_id = model if isinstance(model, str) else getattr(model.config, "_name_or_path", None)
+        chosen = args.trainable_parts()
         if isinstance(model, str):
             from transformers import AutoConfig
 
@@ -264,16 +148,18 @@ class RankTrainer(Trainer):
             init = dict(args.model_init_kwargs or {})
             if "quantization_config" in init:  # TRL's name for it
                 init["quantization"] = init.pop("quantization_config")
+            both = [part for part, mode in chosen.items() if mode is not None and part in init]
+            if both:
+                raise ValueError(f"{', '.join(both)} set both as a RankConfig field and in model_init_kwargs: set it once")
             if args.fps is not None:  # refused before gigabytes of weights are read
                 config = AutoConfig.from_pretrained(model, revision=init.get("revision"),
                                                     trust_remote_code=init.get("trust_remote_code", False))
                 check_frame_sampling(config.model_type, args.fps)
+            init.update({part: mode for part, mode in chosen.items() if mode is not None})
             model, loaded_processor = load_ranker(model, lora=peft_config, **init)
             processing_class = processing_class or loaded_processor
-        elif peft_config is not None:
-            from ssvqa.modeling import add_lora
-
-            model = add_lora(model, peft_config)
+        else:
+            model = _choose_parts(model, peft_config, chosen)
         if processing_class is None:
             raise ValueError("processing_class (the model's processor) is required when model is not a string")
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
@@ -304,6 +190,7 @@ class RankTrainer(Trainer):
             self.model.add_model_tags(self._tag_names)
         # Sums, not means, so accuracy over an epoch is exact however batches split the ties.
         self._stats = {"train": defaultdict(float), "eval": defaultdict(float)}
+        self._part_groups: dict[str, int] = {}  # part -> index of its first optimizer group (create_optimizer)
 
     # ------------------------------------------------------------------ loss
 
@@ -369,8 +256,57 @@ class RankTrainer(Trainer):
             logs[f"{prefix}level_entropy"] = stats["entropy_sum"] / stats["pairs"]
         if stats["loss_batches"]:
             logs[f"{prefix}confidence_lambda"] = stats["confidence_lambda_sum"] / stats["loss_batches"]
+        if mode == "train" and self._part_groups and "learning_rate" in logs:
+            rates = [group["lr"] for group in self.optimizer.param_groups]  # as the scheduler set them
+            logs.update({f"learning_rate_{part}": rates[index] for part, index in self._part_groups.items()})
         stats.clear()
         super().log(logs, start_time)
+
+    # ------------------------------------------------------------------ optimizer
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """``Trainer``'s optimizer, with separate groups for each part that has its own learning rate.
+
+        Without `vision_tower_learning_rate`/`projector_learning_rate`/`language_model_learning_rate`
+        this is ``Trainer.create_optimizer``. With any, the trained parameters are grouped by part
+        (:func:`ssvqa.model_parts.parameter_parts`) and, within a part, by weight decay as ``Trainer``
+        splits them (`get_decay_parameter_names`); a part's groups carry its rate as ``lr`` (the
+        scheduler scales every group from its own), the others `learning_rate`. Groups at
+        `learning_rate` come first, so the logged `learning_rate` stays the global one; each
+        part's own is logged as `learning_rate_<part>`.
+
+        Raises:
+            ValueError: a part has its own rate but none of its parameters trains, or the optimizer
+                (`optim`) builds its own parameter groups.
+        """
+        rates = self.args.part_learning_rates()
+        if self.optimizer is not None or not rates:
+            return super().create_optimizer(model)
+        from transformers.trainer_optimizer import is_optimizer_factory
+
+        from ssvqa.model_parts import parameter_parts
+
+        opt_model = self.model if model is None else model
+        owner = parameter_parts(opt_model)
+        decay = set(self.get_decay_parameter_names(opt_model))
+        grouped: dict[tuple[str, bool], list[torch.nn.Parameter]] = defaultdict(list)
+        for name, param in opt_model.named_parameters():
+            if param.requires_grad:
+                grouped[(owner[id(param)], name in decay)].append(param)
+        idle = [part for part in rates if not any(key[0] == part for key in grouped)]
+        if idle:
+            raise ValueError(f"{', '.join(f'{part}_learning_rate' for part in idle)} set, but no parameter of "
+                             f"{' or '.join(idle)} trains (see the trainable parts: {self.args.trainable_parts()})")
+        keys = sorted(grouped, key=lambda key: key[0] in rates)  # stable: the global-rate groups first
+        groups = [{"params": grouped[(part, decays)], "weight_decay": self.args.weight_decay if decays else 0.0,
+                   **({"lr": rates[part]} if part in rates else {})} for part, decays in keys]
+        self._part_groups = {part: keys.index(next(key for key in keys if key[0] == part)) for part in rates}
+        optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        if is_optimizer_factory(optimizer_cls) or {"params", "model", "optimizer_dict"} & set(optimizer_kwargs):
+            raise ValueError(f"per-part learning rates need an optimizer over parameter groups (e.g. adamw_torch); "
+                             f"optim={self.args.optim!r} builds its own groups")
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return super().create_optimizer(model)  # the optimizer exists: only its wrapping (SageMaker) is left
 
     # ------------------------------------------------------------------ resuming
 
@@ -455,6 +391,7 @@ against anchor videos (`ssvqa score`).
 - loss: `{args.loss_type}`{" with soft targets" if args.soft_targets else ""}; label smoothing {args.label_smoothing};
   swap augmentation: {args.swap_augmentation}
 - video sampling: {self.video_sampling.describe()} (`video_sampling.json`)
+- trained parts: {self._trained_parts()}
 - optimisation: learning rate {args.learning_rate}, {length}, batch {args.per_device_train_batch_size}
   per device x {args.gradient_accumulation_steps} accumulation, {self.state.global_step} steps done, seed {args.seed}
 
@@ -474,6 +411,45 @@ model, processor = {load}
 """
         return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
 
+    def _trained_parts(self) -> str:
+        """What trained, counted on the model: e.g. "vision tower 58,816 parameters (learning rate
+        2e-06), projector 24,800 parameters, language model frozen"."""
+        from ssvqa.model_parts import parameter_parts
+
+        owner, counts = parameter_parts(self.model), dict.fromkeys(PART_MODES, 0)
+        for param in self.model.parameters():
+            if param.requires_grad:
+                counts[owner[id(param)]] += param.numel()
+        rates = self.args.part_learning_rates()
+        return ", ".join(
+            f"{part.replace('_', ' ')} " + (f"{count:,} parameters" if count else "frozen")
+            + (f" (learning rate {rates[part]:g})" if count and part in rates else "")
+            for part, count in counts.items()
+        )
+
+
+def _choose_parts(model, peft_config, chosen: dict[str, str | None]):
+    """What trains in a model given already loaded (``chosen``: `RankConfig.trainable_parts`);
+    returns the model (a new ``PeftModel`` when a LoRA is added).
+
+    With ``peft_config`` a new LoRA is added for the chosen parts; a model that already has an
+    adapter (a saved round loaded trainable) trains what its adapter holds, which must be a LoRA
+    if parts are chosen; a plain model gets ``requires_grad`` per part. Nothing chosen and no
+    ``peft_config``: the model trains as it comes.
+    """
+    from ssvqa.model_parts import TrainableParts, add_lora, set_trainable_parts
+
+    has_adapter = hasattr(model, "peft_config")
+    if peft_config is not None:
+        if has_adapter:
+            raise ValueError("peft_config given for a model that already has an adapter")
+        return add_lora(model, peft_config, parts=TrainableParts.from_settings(**chosen, lora=True))
+    if any(chosen.values()):
+        parts = TrainableParts.from_settings(**chosen, lora=has_adapter)  # refuses parts an adapter cannot train
+        if not has_adapter:
+            set_trainable_parts(model, parts)
+    return model
+
 
 def _hub_id(model_id: str | None) -> str | None:
     """``model_id`` when it names a Hub repository; None for a local folder (or nothing)."""
@@ -486,104 +462,6 @@ def _hub_id(model_id: str | None) -> str | None:
     except HFValidationError:
         return None
     return model_id
-
-
-def load_full_checkpoint(model, folder: str | Path) -> int:
-    """Copy a ``save_pretrained`` checkpoint's weights into ``model`` in place; returns how many.
-
-    The names on disk are the model's names after the conversion ``save_pretrained`` applies
-    (tied copies dropped, ``transformers.core_model_loading.revert_weight_conversion``), so the
-    same conversion of the model's own state dict says which stored tensor each parameter is.
-    Parameters keep their identity (the optimizer's references stay valid).
-
-    Raises:
-        CheckpointError: a tensor is missing, unexpected, of another shape or dtype, or stored in a
-            converted form (fused or split) that cannot be copied back in place.
-    """
-    from safetensors import safe_open
-    from transformers.core_model_loading import revert_weight_conversion
-    from transformers.modeling_utils import remove_tied_weights_from_state_dict
-
-    folder = Path(folder)
-    own = model.state_dict()
-    for key in getattr(model, "_keys_to_ignore_on_save", None) or ():
-        own.pop(key, None)
-    targets = revert_weight_conversion(model, remove_tied_weights_from_state_dict(own, model))
-    ours = {id(tensor) for tensor in own.values()}
-    converted = sorted(name for name, tensor in targets.items() if id(tensor) not in ours)
-    if converted:
-        raise CheckpointError(folder, f"{len(converted)} tensors are stored converted (fused or split), which resuming "
-                                      f"cannot copy back in place: {_names(converted)}")
-    files = _weight_files(folder)
-    stored: dict[str, Path] = {}
-    for file in files:
-        with safe_open(file, framework="pt") as handle:
-            stored.update(dict.fromkeys(handle.keys(), file))
-    _check_names(folder, expected=targets, stored=stored)
-    with torch.no_grad():
-        for file in files:
-            with safe_open(file, framework="pt") as handle:
-                for name in handle.keys():
-                    value, target = handle.get_tensor(name), targets[name]
-                    if value.shape != target.shape or value.dtype != target.dtype:
-                        raise CheckpointError(folder, f"{name} is {value.dtype} {tuple(value.shape)} in the checkpoint "
-                                                      f"but {target.dtype} {tuple(target.shape)} in the model")
-                    target.copy_(value)
-    return len(targets)
-
-
-def load_adapter_checkpoint(model, folder: str | Path) -> int:
-    """Load a peft adapter checkpoint into ``model``'s active adapter in place; returns how many tensors.
-
-    Expected are exactly the tensors peft saves for that adapter (``get_peft_model_state_dict``:
-    LoRA matrices and ``modules_to_save`` copies), under the names it saves them.
-
-    Raises:
-        CheckpointError: a tensor is missing, unexpected or of another shape, or the model has
-            several adapters.
-    """
-    from peft import get_peft_model_state_dict, set_peft_model_state_dict
-    from peft.utils import load_peft_weights
-
-    folder = Path(folder)
-    if len(model.peft_config) != 1:
-        raise CheckpointError(folder, f"resuming a model with several adapters ({', '.join(model.peft_config)}) is not supported")
-    adapter = model.active_adapter
-    expected = get_peft_model_state_dict(model, adapter_name=adapter)
-    if not (folder / "adapter_model.safetensors").is_file():
-        raise CheckpointError(folder, "no adapter_model.safetensors (an adapter checkpoint is needed to resume a LoRA model)")
-    stored = load_peft_weights(str(folder), device="cpu")
-    _check_names(folder, expected=expected, stored=stored)
-    for name, value in stored.items():
-        if value.shape != expected[name].shape:
-            raise CheckpointError(folder, f"{name} is {tuple(value.shape)} in the checkpoint but {tuple(expected[name].shape)} in the model")
-    result = set_peft_model_state_dict(model, stored, adapter_name=adapter)
-    if result.unexpected_keys:
-        raise CheckpointError(folder, f"{len(result.unexpected_keys)} tensors matched no parameter: {_names(result.unexpected_keys)}")
-    return len(stored)
-
-
-def _weight_files(folder: Path) -> list[Path]:
-    single = folder / "model.safetensors"
-    if single.is_file():
-        return [single]
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        return sorted({folder / name for name in json.loads(index.read_text())["weight_map"].values()})
-    raise CheckpointError(folder, "no model.safetensors or model.safetensors.index.json")
-
-
-def _check_names(folder: Path, *, expected, stored) -> None:
-    missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
-    problems = [f"{len(missing)} of {len(expected)} tensors missing: {_names(missing)}"] if missing else []
-    problems += [f"{len(unexpected)} unexpected tensors: {_names(unexpected)}"] if unexpected else []
-    if problems:
-        raise CheckpointError(folder, "; ".join(problems))
-
-
-def _names(names, shown: int = 5) -> str:
-    names = sorted(names)
-    return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
 
 
 def _undecoded(dataset):

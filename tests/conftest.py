@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -12,7 +14,9 @@ import pytest
 
 # `load_dataset(folder)` caches by folder name and file names: two test folders both called
 # "dataset" could be served each other's rows from a shared cache. Each test process gets its own.
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="ssvqa-test-datasets-"))
+if "HF_DATASETS_CACHE" not in os.environ:
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="ssvqa-test-datasets-")
+    atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], True)  # hundreds of MB per process otherwise
 
 import ssvqa  # noqa: F401  (installs the torchvision shim before any test imports transformers)
 

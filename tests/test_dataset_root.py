@@ -21,7 +21,8 @@ import pytest
 
 from conftest import make_video
 from ssvqa.errors import DatasetRootError
-from ssvqa.pairs.dataset import DatasetCardInfo, load_pairs, pair_features, save_pair_splits
+from ssvqa.pairs.card import DatasetCardInfo
+from ssvqa.pairs.dataset import load_pairs, pair_features, save_pair_splits
 from ssvqa.sampling import VideoSampling
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,21 +12,8 @@ from statistics import NormalDist
 import pytest
 
 from ssvqa.annotators import ClassicalAnnotator
-from ssvqa.labels import (
-    LEVELS,
-    SIMILAR,
-    LevelThresholds,
-    align_teachers,
-    combine_teachers,
-    label_pairs,
-    level_prob,
-    mirror_level,
-    normalise_scores,
-    pair_level,
-    pair_z,
-    sample_pairs,
-    teachers_disagree,
-)
+from ssvqa.labels import LEVELS, SIMILAR, LevelThresholds, level_prob, mirror_level, pair_level, pair_z
+from ssvqa.pseudo_labels import align_teachers, combine_teachers, label_pairs, normalise_scores, sample_pairs, teachers_disagree
 from test_annotators import make_hidden_quality_set  # the shared hidden-quality video set
 
 # ----------------------------------------------------------------------------- normalisation

@@ -6,14 +6,8 @@ import pytest
 import torch
 
 from ssvqa.labels import LEVELS
-from ssvqa.modeling import (
-    batch_to_model,
-    compare,
-    load_ranker,
-    lora_target_modules,
-    non_language_modules,
-    vision_projector_modules,
-)
+from ssvqa.model_parts import lora_target_modules, non_language_modules, vision_projector_modules
+from ssvqa.modeling import batch_to_model, compare, load_ranker
 from ssvqa.prompts import LevelTokenError, answer_logits, encode_pairs, level_token_ids
 from ssvqa.testing import FAMILIES, build_tiny_model, build_tokenizer, save_tiny_model
 

@@ -13,7 +13,8 @@ import scipy.stats
 from conftest import make_video
 from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
 from ssvqa.pairs.mos import SIMILAR_Z, SUPERIOR_Z, mos_level, mos_pair_rows
-from ssvqa.pairs.dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
+from ssvqa.pairs.card import DatasetCardInfo
+from ssvqa.pairs.dataset import PairRow, split_for, write_pair_dataset
 
 
 def fake_records(n=120, seed=0, std=0.6):

@@ -10,14 +10,8 @@ import yaml
 
 from ssvqa.errors import DatasetRootError
 from ssvqa.labels import LEVELS
-from ssvqa.pairs.dataset import (
-    DatasetCardInfo,
-    PairRow,
-    pair_features,
-    split_for,
-    summarize,
-    write_pair_dataset,
-)
+from ssvqa.pairs.card import DatasetCardInfo, summarize
+from ssvqa.pairs.dataset import PairRow, pair_features, split_for, write_pair_dataset
 
 CARD = DatasetCardInfo(
     pretty_name="Test pairs",

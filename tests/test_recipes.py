@@ -1,6 +1,7 @@
 """The recipes under ``recipes/``: every ``config*.yaml`` parses as ``recipes/round.py`` parses it,
 names a model family ssvqa supports with that family's frame geometry, sets QLoRA (or, for ZeRO-3,
-not), and the READMEs name only files that exist. No model is loaded."""
+not; the W2S recipes: the vision side in full, the language model frozen, no adapter), and the
+READMEs name only files that exist. No model is loaded."""
 
 from __future__ import annotations
 
@@ -102,16 +103,37 @@ def test_real_recipes_use_a_supported_family_and_its_frame_geometry(path, tmp_pa
     assert training_args.save_strategy == "steps" and training_args.save_total_limit
 
 
-@pytest.mark.parametrize("path", REAL, ids=ids(REAL))
+W2S = [path for path in REAL if "w2s" in path.relative_to(RECIPES).parts]
+ADAPTER = [path for path in REAL if path not in W2S]
+
+
+@pytest.mark.parametrize("path", ADAPTER, ids=ids(ADAPTER))
 def test_qlora_and_zero3_settings(path, tmp_path):
     _, _, training_args, model_args = parse(path, tmp_path / "out")
-    assert model_args.use_peft  # a 7-8B model is never fully fine-tuned here
+    assert model_args.use_peft  # a 7-8B language model is never fully fine-tuned here
     if path.name == "config_zero3.yaml":
         assert not model_args.load_in_4bit and not model_args.load_in_8bit  # ZeRO-3 cannot shard 4-bit weights
     else:
         assert model_args.load_in_4bit
     if model_args.load_in_4bit:
         assert model_args.use_peft  # QLoRA: a quantized base only trains through an adapter
+
+
+def test_w2s_recipes_train_the_vision_side_at_a_lower_rate_with_the_language_model_frozen(tmp_path):
+    """W2S-VQA's setting, beside the QLoRA recipes of the same models, launched with ZeRO-2."""
+    from ssvqa.model_parts import TrainableParts
+
+    assert {path.relative_to(RECIPES).parts[0] for path in W2S} == {"qwen2_5_vl_7b", "llava_onevision_7b"}
+    for path in W2S:
+        _, _, training_args, model_args = parse(path, tmp_path / "out")
+        assert not (model_args.use_peft or model_args.load_in_4bit or model_args.load_in_8bit)
+        parts = TrainableParts.from_settings(**training_args.trainable_parts(), lora=model_args.use_peft)
+        assert parts == TrainableParts(vision_tower="full", projector="full", language_model="frozen")
+        assert training_args.part_learning_rates() == {"vision_tower": 2e-6} and training_args.learning_rate == 1e-5
+        readme = (path.parents[1] / "README.md").read_text()
+        assert f"--config_file recipes/accelerate_configs/zero2.yaml \\\n    recipes/round.py --config {path.relative_to(REPO)}" in readme
+    config = yaml.safe_load((RECIPES / "accelerate_configs" / "zero2.yaml").read_text())
+    assert config["distributed_type"] == "DEEPSPEED" and config["deepspeed_config"]["zero_stage"] == 2
 
 
 def test_mos_recipe_keeps_human_labels(tmp_path):

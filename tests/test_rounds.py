@@ -346,3 +346,13 @@ def test_new_pairs_are_drawn_hard_or_random_labelled_and_kept_in_later_rounds(ro
     assert third["figures"]["train_pairs"] == base + 12
     kept = load_pairs(copy / "round-2" / "dataset")["train"]
     assert sum(json.loads(p).get("round") == 1 and "selected" in json.loads(p) for p in kept["provenance"]) == 6
+
+
+def test_contradictory_trainable_parts_stop_a_round_before_its_data_is_made(tmp_path):
+    from ssvqa.rounds import run_round
+
+    script_args, _, training_args, model_args = parse(tmp_path / "run", "--round", "0", "--language_model", "lora",
+                                                      "--pair_datasets", str(tmp_path / "pairs"))
+    with pytest.raises(SystemExit, match="language_model=lora needs a LoRA config"):
+        run_round(script_args, training_args, model_args)
+    assert not (tmp_path / "run").exists()

@@ -211,7 +211,7 @@ def test_resuming_restores_every_weight_and_refuses_a_checkpoint_that_does_not_f
 def test_model_card_says_what_was_configured_and_names_only_hub_bases(pairs, tiny_models, tmp_path):
     from huggingface_hub import ModelCard
 
-    from ssvqa.modeling import base_model
+    from ssvqa.model_parts import base_model
 
     args = _args(tmp_path, max_steps=2, num_train_epochs=3)
     trainer = RankTrainer(model=str(tiny_models["qwen2_5_vl"]), args=args, train_dataset=_fixed_batch(pairs))

@@ -10,7 +10,8 @@ import argparse
 
 from ssvqa.commands.options import add_builder_arguments, builder_kwargs
 from ssvqa.errors import UsageError
-from ssvqa.labels import NORMALISATIONS, LevelThresholds
+from ssvqa.labels import LevelThresholds
+from ssvqa.pseudo_labels import NORMALISATIONS
 from ssvqa.pairs.pseudo import build_pseudo_pairs
 
 

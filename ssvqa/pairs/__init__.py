@@ -19,8 +19,8 @@ The builders load on first use, so importing one module does not import them all
     report = build_distortion_pairs("videos/", "pairs/", types=["h264", "gaussian_blur"])
     pairs = load_pairs("pairs/")  # {"train": Dataset, "test": Dataset}
 
-The ``ssvqa build-*-pairs`` commands (:mod:`ssvqa.commands`) and the scripts in
-``dataset_builders/`` are thin layers over these functions.
+The ``ssvqa build-*-pairs`` commands (:mod:`ssvqa.commands`) and the repository's builder
+scripts are thin layers over these functions.
 """
 
 from __future__ import annotations

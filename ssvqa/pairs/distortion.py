@@ -55,6 +55,9 @@ Examples::
     ssvqa build-distortion-pairs user/raw-videos -o pairs/ --shard-index 0 --num-shards 4 \\
         --push-to-hub user/distortion-pairs
     python -c "import datasets; print(datasets.load_dataset('pairs/'))"
+
+Length: over 400 lines, a quarter of it this description and the dataset card's text. The rest is
+the rule for distortion pairs and the build.
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ from ssvqa.distortions import CATALOGUE, Variant, probe_source, reference_size, 
 from ssvqa.hub import HubPush
 from ssvqa.errors import UsageError, VideoError
 from ssvqa.labels import LEVELS, SIMILAR, level_prob
-from ssvqa.pairs.dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
+from ssvqa.pairs.card import DatasetCardInfo
+from ssvqa.pairs.dataset import PairRow, split_for, write_pair_dataset
 from ssvqa.pairs.report import BuildReport, level_counts
 from ssvqa.pairs.resumable import fingerprint_of, run_resumable
 from ssvqa.pairs.sources import InputItem, gather_inputs

@@ -56,7 +56,8 @@ from ssvqa.hub import HubPush
 from ssvqa.errors import SsvqaError, VideoError
 from ssvqa.hashing import stable_bucket
 from ssvqa.labels import LEVEL_WEIGHTS, level_of_gap
-from ssvqa.pairs.dataset import DatasetCardInfo, split_for, write_pair_dataset
+from ssvqa.pairs.card import DatasetCardInfo
+from ssvqa.pairs.dataset import split_for, write_pair_dataset
 from ssvqa.pairs.report import BuildReport, level_counts
 
 _NORMAL = NormalDist()

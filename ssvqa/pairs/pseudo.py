@@ -1,7 +1,7 @@
 """Build a pair dataset from unlabeled videos, labelled by quality teachers (pseudo labels).
 
 No distortion is applied and no human rated anything: one or more *teachers* score every video,
-and pairs of videos are labelled from those scores (:func:`ssvqa.labels.label_pairs`).
+and pairs of videos are labelled from those scores (:func:`ssvqa.pseudo_labels.label_pairs`).
 
 1. **Teachers** (``--teachers``, any of, space- or comma-separated): ``classical``
    (:class:`ClassicalAnnotator`, signal measures, no model), ``brisque`` and ``niqe`` (published
@@ -51,8 +51,10 @@ from ssvqa.annotators.base import annotate
 from ssvqa.annotators.external import ExternalScores
 from ssvqa.hub import HubPush
 from ssvqa.errors import UsageError
-from ssvqa.labels import LevelThresholds, label_pairs
-from ssvqa.pairs.dataset import DatasetCardInfo, PairRow, split_for, write_pair_dataset
+from ssvqa.labels import LevelThresholds
+from ssvqa.pseudo_labels import label_pairs
+from ssvqa.pairs.card import DatasetCardInfo
+from ssvqa.pairs.dataset import PairRow, split_for, write_pair_dataset
 from ssvqa.pairs.report import BuildReport, level_counts
 from ssvqa.pairs.sources import Skipped, gather_inputs
 from ssvqa.video import content_hash

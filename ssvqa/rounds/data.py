@@ -95,7 +95,8 @@ def make_round_dataset(args, training_args, model_args, base: str, root: Path, d
 
 def _save_round_dataset(args: RoundArguments, pairs, dataset_dir: Path) -> None:
     """Write the round's pairs with their dataset card (main process)."""
-    from ssvqa.pairs.dataset import DatasetCardInfo, save_pair_splits
+    from ssvqa.pairs.card import DatasetCardInfo
+    from ssvqa.pairs.dataset import save_pair_splits
 
     card = DatasetCardInfo(
         pretty_name=f"ssvqa round {args.round} training pairs", builder="recipes/round.py",

@@ -7,7 +7,7 @@ W2S-VQA's stages 2 and 3 grow the data with pairs the current ranker finds hard
   random control of the ablation, with the same count);
 * of the hard ones, ``disagreement_share`` are **student-teacher disagreement** pairs: candidates
   sampled from the pool (``pool``, an even mix of small, medium and large teacher gaps,
-  :func:`ssvqa.labels.sample_pairs`), scored per video by the previous round's ranker (its anchors,
+  :func:`ssvqa.pseudo_labels.sample_pairs`), scored per video by the previous round's ranker (its anchors,
   Bradley-Terry MAP) and by the teachers (``pool_teachers``), ranked by
   :func:`~ssvqa.pairs.hard.disagreement_pairs`;
 * the others are **synthetic pairs the student gets wrong**: fresh distortion pairs of
@@ -19,7 +19,7 @@ W2S-VQA's stages 2 and 3 grow the data with pairs the current ranker finds hard
 Who labels the pool pairs (hard and random): ``new_pair_labels: ranker`` uses the previous round's
 ranker alone (its per-video scores, standardised, through :func:`ssvqa.labels.pair_level`, as
 pseudo labels are made); ``ranker+teachers`` aligns the teachers to the ranker with the
-4-parameter logistic and combines them (:func:`ssvqa.labels.combine_teachers`), as W2S-VQA's
+4-parameter logistic and combines them (:func:`ssvqa.pseudo_labels.combine_teachers`), as W2S-VQA's
 improved annotator does. Their origin is ``relabel`` (a ranker labelled them), so later rounds
 keep their labels. Every row's provenance says why it was chosen (``selected``: ``disagreement``,
 ``student_error`` or ``random``, with the figures), the round, and the labeller.
@@ -62,7 +62,9 @@ def make_new_pairs(args: RoundArguments, training_args, model, processor, root: 
     ``existing``: the round's training pairs (pool pairs already in them are not drawn again)."""
     import datasets
 
-    from ssvqa.pairs.dataset import DatasetCardInfo, load_pairs, save_pair_splits, write_pair_dataset
+    from ssvqa.pairs.card import DatasetCardInfo
+
+    from ssvqa.pairs.dataset import load_pairs, save_pair_splits, write_pair_dataset
 
     if not args.new_pairs:
         return None
@@ -81,7 +83,8 @@ def make_new_pairs(args: RoundArguments, training_args, model, processor, root: 
                                                     arguments={}, method="intermediate file of a round"))
         state.wait_for_everyone()
         if pool_rows:
-            parts.append(load_pairs(here / "candidates" / "pool-pairs")["train"])
+            with state.main_process_first():  # one process fills the datasets cache, the others read it
+                parts.append(load_pairs(here / "candidates" / "pool-pairs")["train"])
     if counts["student_error"]:
         parts.append(_synthetic_pairs(args, training_args, model, processor, here, counts["student_error"], state))
     parts = [part.cast_column("video_a", datasets.Video(decode=False)).cast_column("video_b", datasets.Video(decode=False))
@@ -120,7 +123,8 @@ def new_pair_figures(here: Path, hidden: dict[str, float] | None = None) -> dict
 def _pool_pairs(args, training_args, model, processor, root: Path, existing, counts: dict[str, int], state) -> list:
     """Disagreement and random pairs of the pool, labelled (see the module doc), as ``PairRow``s."""
     from ssvqa.annotators.base import annotate
-    from ssvqa.labels import combine_teachers, pair_level, sample_pairs
+    from ssvqa.labels import pair_level
+    from ssvqa.pseudo_labels import combine_teachers, sample_pairs
     from ssvqa.pairs.dataset import PairRow
     from ssvqa.pairs.hard import disagreement_pairs, mix
     from ssvqa.pairs.pseudo import make_teacher

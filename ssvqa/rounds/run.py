@@ -25,7 +25,14 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
 
     from ssvqa.model_config import check_model_config
 
+    from ssvqa.model_parts import TrainableParts
+
     check_model_config(model_args)  # a recipe field that would be ignored fails now, not after the data is made
+    if any(training_args.trainable_parts().values()):  # contradictory parts fail now too
+        try:
+            TrainableParts.from_settings(**training_args.trainable_parts(), lora=bool(model_args.use_peft))
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
     if args.vision_warm_start_steps and model_args.use_peft:
         raise SystemExit("vision_warm_start_steps needs full fine-tuning (use_peft: false): an adapter does not save "
                          "the warmed vision tower")
@@ -113,7 +120,8 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
         atomic_write_json(report_path, report)
         plot_rounds(root)
         report = _publish(args, training_args, here, report)
-        shutil.rmtree(here / "checkpoints", ignore_errors=True)  # the round is finished and saved
+        for scratch in ("checkpoints", ".cache"):  # the round is finished and saved: its checkpoints and its
+            shutil.rmtree(here / scratch, ignore_errors=True)  # datasets cache (a copy of its pairs) go
         print_table(root)
     state.wait_for_everyone()
     return report
