@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ssvqa.console import add_verbose_argument, setup_output
+from ssvqa.io import atomic_write_json
 
 TINY_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "round.yaml"
 GENERATED_FILE = "generated.json"  # in output_dir/data: the RoundArguments fields the world fills
@@ -55,7 +56,7 @@ def prepare_world(demo: DemoArguments, round_args, training_args) -> None:
     with state.main_process_first():
         if state.is_main_process:
             filled = generate_data(demo, data_dir, seed=training_args.seed)
-            (data_dir / GENERATED_FILE).write_text(json.dumps(filled, indent=2))
+            atomic_write_json(data_dir / GENERATED_FILE, filled, indent=2)  # a kill never leaves half a file
     for key, value in json.loads((data_dir / GENERATED_FILE).read_text()).items():
         setattr(round_args, key, getattr(round_args, key) or value)
 

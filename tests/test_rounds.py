@@ -356,3 +356,12 @@ def test_contradictory_trainable_parts_stop_a_round_before_its_data_is_made(tmp_
     with pytest.raises(SystemExit, match="language_model=lora needs a LoRA config"):
         run_round(script_args, training_args, model_args)
     assert not (tmp_path / "run").exists()
+
+
+def test_new_pool_pairs_without_a_teacher_are_refused_by_name():
+    from ssvqa.rounds import RoundArguments
+
+    with pytest.raises(ValueError, match="pool_teachers"):
+        RoundArguments(pair_datasets=["pairs"], new_pairs=4, pool_teachers=[])
+    # only synthetic pairs need no teacher
+    RoundArguments(pair_datasets=["pairs"], new_pairs=4, pool_teachers=[], disagreement_share=0.0, synthetic_sources="clips")

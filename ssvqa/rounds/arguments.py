@@ -54,6 +54,9 @@ class RoundArguments:
             raise ValueError(f"init_from must be 'previous' or 'base', got {self.init_from!r}")
         if self.new_pairs < 0 or not 0 <= self.hard_fraction <= 1 or not 0 <= self.disagreement_share <= 1:
             raise ValueError("new_pairs must be >= 0, hard_fraction and disagreement_share within [0, 1]")
+        only_synthetic = self.hard_fraction == 1 and self.disagreement_share == 0 and self.synthetic_sources
+        if self.new_pairs and not self.pool_teachers and not only_synthetic:
+            raise ValueError("new_pairs compares the ranker with pool_teachers on the pool: name at least one (e.g. [classical])")
         if self.new_pair_labels not in ("ranker", "ranker+teachers"):
             raise ValueError(f"new_pair_labels must be 'ranker' or 'ranker+teachers', got {self.new_pair_labels!r}")
         unknown = set(self.real_ladder_types) - set(REAL_LADDERS) - {"none"}

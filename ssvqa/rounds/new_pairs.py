@@ -63,7 +63,6 @@ def make_new_pairs(args: RoundArguments, training_args, model, processor, root: 
     import datasets
 
     from ssvqa.pairs.card import DatasetCardInfo
-
     from ssvqa.pairs.dataset import load_pairs, save_pair_splits, write_pair_dataset
 
     if not args.new_pairs:
