@@ -26,9 +26,11 @@ spread over the range (:func:`ssvqa.bradley_terry.select_anchors`).
 Throughput
 ----------
 Each video is decoded once; the N·K comparisons go through ``compare`` in chunks of videos whose
-comparisons fill whole batches, so a batch mixes videos (no half-empty batch per video). The next
-chunk is decoded in a background thread while the current one runs through the model. ``bench/bench_scoring.py``
-compares this with the bare batched forward passes it needs.
+comparisons fill whole batches, so a batch mixes videos (no half-empty batch per video). Where
+decoding would not take cores from the model (a GPU, or torch leaving a CPU core free) the next
+chunk is decoded in a background thread while the current one runs through the model; otherwise
+between chunks (:func:`decode_ahead_default`; ``QualityScorer(decode_ahead=True/False)`` forces
+it). ``bench/bench_scoring.py`` compares this with the bare batched forward passes it needs.
 
 Video sampling: a ranker is asked about frames sampled the way it was trained
 (:class:`~ssvqa.sampling.VideoSampling`, read from ``video_sampling.json`` beside the adapter or the
@@ -113,6 +115,8 @@ class QualityScorer:
     ordered anchor pairs, NaN on the diagonal), ``sampling`` (the
     :class:`~ssvqa.sampling.VideoSampling` every video is decoded with), and the other settings.
     ``comparisons`` counts the comparisons this process made so far (anchor block included).
+    ``decode_ahead`` (None: chosen by :func:`decode_ahead_default` on each call) says whether the
+    next chunk's videos are decoded in a background thread while the model works.
     """
 
     def __init__(
@@ -129,6 +133,7 @@ class QualityScorer:
         batch_size: int = 8,
         calibration: str = "logistic",
         chunk_videos: int | None = None,
+        decode_ahead: bool | None = None,
         model_dir: str | os.PathLike | None = None,
         processes=None,
     ):
@@ -145,6 +150,8 @@ class QualityScorer:
         self.sampling = (sampling or VideoSampling()).with_processor(processor)
         self.temperature = float(temperature)
         self.mirrored, self.batch_size, self.chunk_videos = bool(mirrored), int(batch_size), chunk_videos
+        # None: decide per call (decode_ahead_default); True/False force it.
+        self.decode_ahead = decode_ahead
         self.model_dir = Path(model_dir) if model_dir is not None else None
         # Under a multi-process launch (accelerate.PartialState): every comparison, the anchor block's
         # included, is split across the processes and gathered (ssvqa.parallel); all must call alike.
@@ -342,12 +349,14 @@ class QualityScorer:
         size = self.chunk_videos or self._batch_aligned_chunk()
         chunks = [unique[i : i + size] for i in range(0, len(unique), size)]
         bar = _progress(len(unique), progress)
+        ahead = decode_ahead_default(self.model) if self.decode_ahead is None else self.decode_ahead
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self._decode_all, chunks[0], segments) if chunks else None
+            submit = pool.submit if ahead else _run_now
+            pending = submit(self._decode_all, chunks[0], segments) if chunks else None
             for index in range(len(chunks)):
                 decoded, failed = pending.result()
-                # Decode the next chunk while this one runs through the model.
-                pending = pool.submit(self._decode_all, chunks[index + 1], segments) if index + 1 < len(chunks) else None
+                # Decode the next chunk while this one runs through the model (when ahead).
+                pending = submit(self._decode_all, chunks[index + 1], segments) if index + 1 < len(chunks) else None
                 errors.update(failed)
                 if decoded:
                     results.update(self._score_decoded(decoded, anchors))
@@ -520,3 +529,33 @@ def _progress(total: int, enabled: bool):
 
 
 __all__ = ["PairComparison", "QualityScorer", "SegmentScore", "VideoScore", "read_anchors"]
+
+
+def decode_ahead_default(model) -> bool:
+    """Whether scoring should decode the next chunk in a background thread (the automatic choice).
+
+    Overlapping decoding with the forward passes pays when decoding does not take cores from the
+    model: the model runs on an accelerator, or torch's CPU threads leave a core free. When torch
+    already uses every core, a decoding thread stalls its multi-threaded kernels (each waits for
+    its slowest thread) and costs more than it hides: on 2 cores, small model, decoding inline
+    gave 0.94× the bare forward passes against 0.82–0.87× decoding ahead
+    (``bench/bench_scoring.py``). Decoding is then done between chunks instead.
+    """
+    try:
+        device = next(model.parameters()).device
+    except (StopIteration, AttributeError, TypeError):
+        device = torch.device("cpu")
+    if device.type != "cpu":
+        return True
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores > torch.get_num_threads()
+
+
+def _run_now(fn, *args) -> concurrent.futures.Future:
+    """``fn(*args)`` run at once, as a finished future (decoding inline, same code path)."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as err:  # re-raised by .result(), where a background decode's would be
+        future.set_exception(err)
+    return future

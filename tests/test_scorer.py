@@ -8,9 +8,11 @@ nothing, bad files are reported and the rest scored, and the commands write what
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
+import torch
 
 import ssvqa.modeling
 from ssvqa.cli import main as cli_main
@@ -102,15 +104,36 @@ def test_batched_scores_equal_one_by_one_and_cross_video_batches(world, compare_
     assert all(0.0 <= s <= 100.0 for s in together)
     one_by_one = [scorer.score([v])[0] for v in videos]
     assert together == pytest.approx(one_by_one, abs=1e-6)
-    # Several chunks (decoded while the previous one runs) give the same scores.
+    # Several chunks give the same scores, whether each is decoded ahead (in a background thread
+    # while the previous one runs) or inline between chunks.
     scorer.chunk_videos = 5
-    assert scorer.score(videos) == pytest.approx(together, abs=1e-6)
+    for ahead in (True, False):
+        scorer.decode_ahead = ahead
+        assert scorer.score(videos) == pytest.approx(together, abs=1e-6)
+        scores, errors = scorer.score_with_errors([*videos[:5], world["root"] / "nope.mp4", videos[5]])
+        assert list(scores.values()) == pytest.approx(together, abs=1e-6) and list(errors) == [str(world["root"] / "nope.mp4")]
+    scorer.decode_ahead = None
     # The paper's min–max rule on the same answers: only the mapping to 0–100 differs.
     scorer.calibration = "minmax"
     minmax = scorer.score(videos)
     assert all(0.0 <= s <= 100.0 for s in minmax) and minmax != pytest.approx(together, abs=1e-6)
     with pytest.raises(ValueError, match="calibration"):
         QualityScorer.from_pretrained(world["model"], world["anchors"], calibration="clamp")
+
+
+def test_decoding_ahead_is_chosen_only_when_it_leaves_the_model_its_cores(monkeypatch):
+    """Decoding in a background thread pays only where it takes no core from the model."""
+    from ssvqa.scorer import decode_ahead_default
+
+    model = torch.nn.Linear(2, 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert decode_ahead_default(model) is False  # torch already uses both cores
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert decode_ahead_default(model) is True  # a core is free for decoding
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    meta = torch.nn.Linear(2, 2, device="meta")  # stands for a model on an accelerator: not the CPU
+    assert decode_ahead_default(meta) is True
 
 
 def test_mirrored_asks_both_orders(world, compare_calls):
