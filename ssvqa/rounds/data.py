@@ -188,6 +188,9 @@ def _teachers_heldout_accuracy(args: RoundArguments, training_args, root: Path, 
         if prob == 0.5 or a.get("bytes") is None or b.get("bytes") is None:
             continue
         rows.append(([folder / f"{hashlib.sha256(v['bytes']).hexdigest()[:24]}.mp4" for v in (a, b)], [a["bytes"], b["bytes"]], prob))
+    if not rows:
+        raise SystemExit("relabel_when 'better': the held-out exact-label pairs have no decided pair with both videos' "
+                         "bytes in the dataset, so the teachers cannot be measured on them")
     if state.is_main_process:
         folder.mkdir(parents=True, exist_ok=True)
         for paths, contents, _ in rows:
@@ -201,7 +204,10 @@ def _teachers_heldout_accuracy(args: RoundArguments, training_args, root: Path, 
     consensus = combine_teachers(scores).score
     right = [consensus.get(str(b), 0.0) > consensus.get(str(a), 0.0) if prob > 0.5 else consensus.get(str(a), 0.0) > consensus.get(str(b), 0.0)
              for (a, b), _, prob in rows if str(a) in consensus and str(b) in consensus]
-    return sum(right) / len(right) if right else 0.0
+    if not right:
+        raise SystemExit(f"relabel_when 'better': the teachers ({', '.join(args.pool_teachers)}) could not score the "
+                         f"held-out pairs' videos (in {folder})")
+    return sum(right) / len(right)
 
 
 def _save_round_dataset(args: RoundArguments, pairs, dataset_dir: Path, decision: dict | None = None) -> None:
