@@ -95,7 +95,7 @@ def main() -> None:
         bare = []
         for batch in batches:
             t0 = time.perf_counter()
-            inputs = {k: v for k, v in batch.items() if k not in ("level", "prob", "target")}
+            inputs = {k: v for k, v in batch.items() if k not in ("level", "prob", "target", "swapped")}
             logits = model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1, trainer.level_ids].float()
             loss = -(batch["target"] * torch.log_softmax(logits, -1)).sum(-1).mean()
             loss.backward()

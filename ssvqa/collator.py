@@ -148,6 +148,8 @@ class DataCollatorForVideoPairs:
         if self.label_smoothing:
             target = (1 - self.label_smoothing) * target + self.label_smoothing / len(LEVEL_WEIGHTS)
         batch.update(level=levels, prob=probs, target=target)
+        if self.swap_augmentation:  # row i + n is row i asked the other way round
+            batch["swapped"] = torch.arange(len(rows)) >= len(examples)
         return batch
 
     def _source(self, video: Any, column: str) -> tuple[bytes | str, str]:

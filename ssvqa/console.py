@@ -18,6 +18,7 @@ printed 63 lines before its final table). The training loop gets the same throug
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -195,6 +196,23 @@ def use_line_progress(trainer) -> None:
                           file=sys.stderr, flush=True)
 
     trainer.add_callback(LineProgressCallback())
+
+
+@contextlib.contextmanager
+def without_progress(trainer):
+    """Run short extra evaluations without their progress lines (the Trainer's bar or
+    :class:`LineProgress`), so a round's output stays one page."""
+    from transformers import ProgressCallback
+
+    shown = [cb for cb in trainer.callback_handler.callbacks
+             if isinstance(cb, ProgressCallback) or type(cb).__name__ == "LineProgressCallback"]
+    for callback in shown:
+        trainer.remove_callback(callback)
+    try:
+        yield
+    finally:
+        for callback in shown:
+            trainer.add_callback(callback)
 
 
 def add_verbose_argument(parser) -> None:

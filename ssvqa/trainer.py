@@ -196,7 +196,7 @@ class RankTrainer(Trainer):
 
     def level_logits(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, 5) logits of the level words at the answer position (the last: left padding)."""
-        model_inputs = {k: v for k, v in inputs.items() if k not in ("level", "prob", "target")}
+        model_inputs = {k: v for k, v in inputs.items() if k not in ("level", "prob", "target", "swapped")}
         if not bool(model_inputs["attention_mask"][:, -1].all()):
             raise ValueError("RankTrainer needs left-padded batches (the answer must be the last position)")
         # Only the last position's logits are needed: the full (B, L, vocab) tensor is gigabytes on a 7B model.
@@ -220,13 +220,26 @@ class RankTrainer(Trainer):
             loss = (1 - weight) * loss + weight * entropy
             self._stats[mode]["confidence_lambda_sum"] += float(weight)
             self._stats[mode]["loss_batches"] += 1
-        self._record(mode, preference, inputs["prob"], log_probs)
+        self._record(mode, preference, inputs["prob"], log_probs, inputs.get("swapped"))
         return (loss, {"level_logits": logits}) if return_outputs else loss
 
     @torch.no_grad()
-    def _record(self, mode, preference, prob, log_probs):
-        """Gather per-pair results from all processes and add them to this mode's running sums."""
+    def _record(self, mode, preference, prob, log_probs, swapped=None):
+        """Gather per-pair results from all processes and add them to this mode's running sums.
+
+        With swap augmentation (``swapped`` marks the second half of the batch: the same pairs the
+        other way round) the mirrored accuracy is recorded too: each pair's preference averaged
+        over both orders, ``(p(a, b) + 1 - p(b, a)) / 2``, as relabelling and scoring ask. A
+        model whose position bias outweighs what it sees reads exactly 0.5 in single order (a
+        pair and its swap, one right) while its mirrored accuracy shows what it learned."""
         gather = self.accelerator.gather_for_metrics
+        if swapped is not None and bool(swapped.any()):
+            swapped = swapped.to(preference.device)
+            both = (preference[~swapped].detach() + 1.0 - preference[swapped].detach()) / 2
+            both, truth = gather(both), gather(prob.to(preference.device)[~swapped])
+            decided = truth != 0.5
+            self._stats[mode]["mirrored_correct"] += float(((both > 0.5) == (truth > 0.5))[decided].sum())
+            self._stats[mode]["mirrored_decided"] += float(decided.sum())
         preference, prob = gather(preference.detach()), gather(prob.to(preference.device))
         entropy = gather(-(log_probs.exp() * log_probs).sum(-1).detach())
         decided = prob != 0.5
@@ -251,6 +264,8 @@ class RankTrainer(Trainer):
         if stats["pairs"]:
             if stats["decided"]:
                 logs[f"{prefix}pair_accuracy"] = stats["correct"] / stats["decided"]
+            if stats["mirrored_decided"]:
+                logs[f"{prefix}mirrored_pair_accuracy"] = stats["mirrored_correct"] / stats["mirrored_decided"]
             if stats["ties"]:
                 logs[f"{prefix}tie_preference"] = stats["tie_preference_sum"] / stats["ties"]
             logs[f"{prefix}level_entropy"] = stats["entropy_sum"] / stats["pairs"]

@@ -34,6 +34,7 @@ OVERRIDES = [
     "--per_device_train_batch_size", "2", "--logging_steps", "1", "--vision_warm_start_steps", "2",
     "--distortion_types", "exposure", "noise",
     "--real_ladder_types", "gaussian_blur", "exposure", "--real_ladder_clips", "carphone_pristine",
+    "--relabel_when", "always",  # these tests are about relabelling; the gate has its own test
 ]
 
 
@@ -91,6 +92,9 @@ def test_rounds_save_artifacts_that_load_back(rounds):
         assert len(anchors["anchors"]) == 4  # one per anchor clip (the test's 4 training clips), levels spread
         assert report["figures"]["steps"] == 3 and 0 <= report["figures"]["heldout_pair_accuracy"] <= 1
         assert -1 <= report["figures"]["srcc"] <= 1 and 0 <= report["figures"]["label_agreement"] <= 1
+        accuracy = report["figures"]["heldout_pair_accuracy_by_type"]  # the test's two trained types
+        assert set(accuracy) == {"exposure", "noise"} and all(0 <= v <= 1 for v in accuracy.values())
+        assert min(accuracy.values()) <= report["figures"]["heldout_pair_accuracy"] <= max(accuracy.values())
         by_type = report["figures"]["real_ladder_srcc_by_type"]
         assert set(by_type) == {"gaussian_blur", "exposure"} and all(-1 <= v <= 1 for v in by_type.values())
         assert report["figures"]["real_ladder_srcc"] == pytest.approx(sum(by_type.values()) / 2)

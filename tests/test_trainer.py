@@ -92,6 +92,22 @@ def test_swap_augmentation_adds_each_mirrored_pair(pairs, tiny_models):
     assert batch["prob"][3:].tolist() == pytest.approx([1 - r["prob"] for r in rows])
 
 
+def test_mirrored_accuracy_sees_through_a_position_bias(pairs, tiny_models, tmp_path):
+    """A ranker that leans towards "second better" in either order reads 0.5 in single order (a
+    pair and its swap, one right); averaged over both orders its answers are all right."""
+    batch = _fixed_batch(pairs)
+    trainer = RankTrainer(model=str(tiny_models["qwen2_5_vl"]), args=_args(tmp_path, swap_augmentation=True),
+                          train_dataset=batch, eval_dataset=batch)
+    assert trainer.data_collator([batch[0], batch[1]])["swapped"].tolist() == [False, False, True, True]
+    preference = torch.tensor([0.9, 0.6, 0.9, 0.6, 0.9, 0.7])  # three pairs, then the same three swapped
+    prob = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    swapped = torch.tensor([False, False, False, True, True, True])
+    trainer._record("eval", preference, prob, torch.full((6, 5), -math.log(5)), swapped)
+    logs = {"eval_loss": 0.0}
+    trainer.log(logs)
+    assert logs["eval_pair_accuracy"] == 0.5 and logs["eval_mirrored_pair_accuracy"] == 1.0
+
+
 def test_row_paths_may_not_escape_the_video_root(tmp_path, tiny_models, video_factory):
     processor = load_ranker(tiny_models["qwen2_5_vl"])[1]
     inside = video_factory("inside.mp4")

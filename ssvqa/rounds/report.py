@@ -23,6 +23,7 @@ TABLE_COLUMNS = (
     ("train_pairs", "train pairs"),
     ("label_agreement", "label agreement"),
     ("heldout_pair_accuracy", "held-out pair acc."),
+    ("heldout_pair_accuracy_by_type", "held-out pair acc. per type"),
     ("srcc", "SRCC"),
     ("plcc", "PLCC"),
     ("ladder_srcc", "ladder SRCC"),

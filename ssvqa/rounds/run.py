@@ -90,8 +90,13 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
         if state.is_main_process:
             print(f"[eval] pair accuracy on {len(heldout)} held-out pairs", flush=True)
         metrics = trainer.evaluate()
-        figures["heldout_pair_accuracy"] = metrics.get("eval_pair_accuracy")
+        # both orders averaged (swap augmentation), as relabelling and scoring ask the ranker; else single order
+        figures["heldout_pair_accuracy"] = metrics.get("eval_mirrored_pair_accuracy", metrics.get("eval_pair_accuracy"))
+        figures["heldout_pair_accuracy_single_order"] = metrics.get("eval_pair_accuracy")
         figures["heldout_pairs"] = len(heldout)
+        by_type = heldout_accuracy_by_type(trainer)
+        if by_type:
+            figures["heldout_pair_accuracy_by_type"] = by_type
     trainer.save_model(str(here / "model"))
     state.wait_for_everyone()
     benchmarks = score_round(args, training_args, trainer, here, state)  # every process scores a share
@@ -126,6 +131,26 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
         print_table(root)
     state.wait_for_everyone()
     return report
+
+
+def heldout_accuracy_by_type(trainer) -> dict[str, float]:
+    """Held-out pair accuracy per distortion type (the ``distortion`` of each pair's provenance;
+    pairs without one are left out): one evaluation per type on its pairs of the trainer's
+    ``eval_dataset``. Empty when the pairs are of one type or none."""
+    heldout = trainer.eval_dataset
+    groups: dict[str, list[int]] = {}
+    for i, provenance in enumerate(heldout["provenance"]):
+        kind = json.loads(provenance).get("distortion") if provenance else None
+        if kind:
+            groups.setdefault(str(kind), []).append(i)
+    if len(groups) < 2:
+        return {}
+    from ssvqa.console import without_progress
+
+    with without_progress(trainer):
+        by_type = {kind: trainer.evaluate(eval_dataset=heldout.select(rows), metric_key_prefix="eval_type")
+                   for kind, rows in sorted(groups.items())}
+    return {kind: metrics.get("eval_mirrored_pair_accuracy", metrics.get("eval_pair_accuracy")) for kind, metrics in by_type.items()}
 
 
 def last_complete_checkpoint(folder: Path, remove_incomplete: bool = False) -> str | None:
