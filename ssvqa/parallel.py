@@ -23,6 +23,20 @@ from collections.abc import Sequence
 import torch
 
 
+def launch_processes():
+    """The processes of the current launch as an ``accelerate.PartialState``, or None when this is
+    the only process (no ``accelerate launch``/``torchrun`` with more than one): what the commands
+    pass on as ``processes``/``accelerator`` so their work is split across a launch. On a machine
+    without CUDA the processes run on CPU (gloo)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def share(n: int, processes=None) -> range:
     """This process's contiguous share of ``n`` items (``ceil(n / N)`` per process, the last ones shorter)."""
     if processes is None or processes.num_processes == 1:

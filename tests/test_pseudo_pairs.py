@@ -280,3 +280,33 @@ def test_external_teacher_scores_round_trip_into_pseudo_pairs(corpus, tmp_path):
         ExternalScores.from_spec("dover=./missing_scores.csv")
     with pytest.raises(SsvqaError, match="NAME=PATH_OR_REPO"):
         ExternalScores.from_spec("dover")
+
+
+def test_two_processes_share_the_teachers_scoring_and_write_one_dataset(corpus, tmp_path):
+    """``accelerate launch`` with 2 CPU processes of ``ssvqa build-pseudo-pairs``: each process
+    scores a share of the videos (one score cache file each), the main one writes the dataset, and
+    the pairs equal a one-process build's."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import free_port
+    from ssvqa.cli import main
+    from ssvqa.pairs.dataset import load_pairs
+
+    common = ["build-pseudo-pairs", str(corpus), "--test-fraction", "0.3"]
+    assert main([*common, "-o", str(tmp_path / "one"), "--work-dir", str(tmp_path / "one-work")]) == 0
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+              "-m", "ssvqa.cli", *common, "-o", str(tmp_path / "two"), "--work-dir", str(tmp_path / "two-work")]
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
+    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("videos scored now") == 1  # one process printed the summary
+    assert len(list((tmp_path / "two-work").rglob("scores-*.jsonl"))) == 2  # both processes scored
+    one, two = load_pairs(tmp_path / "one"), load_pairs(tmp_path / "two")
+    for split in one:
+        for column in ("label", "content_id"):
+            assert two[split][column] == one[split][column], (split, column)
+        # the same scores up to float rounding (the launch runs torch on one thread per process)
+        assert two[split]["prob"] == pytest.approx(one[split]["prob"], abs=1e-5)

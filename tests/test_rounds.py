@@ -228,7 +228,30 @@ def test_a_round_killed_after_a_checkpoint_resumes_with_its_trained_weights(roun
     assert report["figures"]["minutes"] * 60 > first_attempt  # both attempts count
 
 
-def test_two_processes_relabel_and_score_their_shares_like_one(rounds, tmp_path):
+def _launch_round_one(rounds, run_dir: Path, *launch: str, script: Path = RECIPE) -> subprocess.CompletedProcess:
+    """Round 1 of the module's run again, in ``run_dir``, under ``accelerate launch *launch script``
+    with two CPU processes (the same data, base and round-0 ranker, copied)."""
+    out, _, _ = rounds
+    run_dir.mkdir()
+    for reused in ("data", "base-qwen2_5_vl-tiny", "round-0"):  # the same round-0 ranker relabels
+        shutil.copytree(out / reused, run_dir / reused)
+    command = [sys.executable, "-m", "accelerate.commands.launch", *launch, "--main_process_port", str(free_port()),
+               str(script), *_command(run_dir, "--round", "1")[2:]]
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def ddp_round_one(rounds, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("ddp") / "run"
+    done = _launch_round_one(rounds, run_dir, "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                             "--mixed_precision", "no", "--dynamo_backend", "no")
+    return run_dir, done
+
+
+def test_two_processes_relabel_and_score_their_shares_like_one(rounds, ddp_round_one):
     """Round 1 under a 2-process launch (DDP on gloo): each process relabels and scores its share;
     the gathered labels equal the 1-process run's, the gathered scores equal what one process
     computes with the same model and anchors, and the round completes."""
@@ -238,21 +261,10 @@ def test_two_processes_relabel_and_score_their_shares_like_one(rounds, tmp_path)
     from ssvqa.scorer import ANCHORS_FILE, QualityScorer
 
     out, _, second = rounds
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    for reused in ("data", "base-qwen2_5_vl-tiny", "round-0"):  # the same round-0 ranker relabels
-        shutil.copytree(out / reused, run_dir / reused)
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()), *_command(run_dir, "--round", "1")[1:],
-    ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir, done = ddp_round_one
     here = run_dir / "round-1"
     figures = json.loads((here / "report.json").read_text())["figures"]
-    assert figures["steps"] == 3 and figures["processes"] == 2
+    assert figures["steps"] == 3 and figures["processes"] == 2 and figures["distributed"] == "MULTI_CPU"
     assert done.stdout.count("| round |") == 1  # one process printed the table
 
     # Relabelling: both processes worked, on halves of the one-process work, with the same answers.
@@ -268,8 +280,7 @@ def test_two_processes_relabel_and_score_their_shares_like_one(rounds, tmp_path)
     assert len(per_process) == 2 and min(per_process) > 0
     assert sum(per_process) == sum(second["figures"]["scoring_comparisons_per_process"])
     name = next(iter(figures["benchmarks"]))
-    with open(here / "benchmarks" / name / "scores.csv", newline="") as handle:
-        gathered = {row["video"]: float(row["score"]) for row in csv.DictReader(handle)}
+    gathered = _scores(here / "benchmarks" / name / "scores.csv")
     scorer = QualityScorer.from_pretrained(str(here / "model"), mirrored=True, batch_size=8)  # its saved sampling
     recomputed = QualityScorer(scorer.model, scorer.processor, scorer.anchor_videos, scorer.anchor_scores,
                                sampling=scorer.sampling, mirrored=True, batch_size=8)
@@ -277,6 +288,44 @@ def test_two_processes_relabel_and_score_their_shares_like_one(rounds, tmp_path)
     alone_scores = scorer.score(list(gathered))
     np.testing.assert_allclose(list(gathered.values()), alone_scores, rtol=0, atol=1e-3)
     assert len(gathered) == figures["benchmarks"][name]["n"]
+
+
+def test_a_round_under_fsdp_trains_relabels_and_scores_like_ddp(rounds, ddp_round_one, tmp_path):
+    """Round 1 with FSDP2 (full shard of the decoder layers, FULL_STATE_DICT) on 2 CPU processes:
+    training on the sharded model, relabelling and scoring with every process taking part, the
+    full-state save. accelerate runs FSDP only on accelerators, so ``tests/scripts/cpu_fsdp_round.py``
+    sets the distributed type back to FSDP on CPU (its docstring says what that does not cover).
+    Same global batch and data order as the DDP launch, so the round must come out the same: its
+    labels exactly, its weights and scores up to the order of float reductions."""
+    import numpy as np
+
+    from ssvqa.pairs.dataset import load_pairs
+
+    ddp_dir, _ = ddp_round_one
+    run_dir = tmp_path / "run"
+    _launch_round_one(rounds, run_dir, "--config_file", str(ROOT / "tests" / "scripts" / "cpu_fsdp.yaml"),
+                      script=ROOT / "tests" / "scripts" / "cpu_fsdp_round.py")
+    fsdp, ddp = (json.loads((d / "round-1" / "report.json").read_text())["figures"] for d in (run_dir, ddp_dir))
+    assert fsdp["distributed"] == "FSDP" and fsdp["processes"] == 2 and fsdp["steps"] == ddp["steps"]
+    assert fsdp["relabel_comparisons_per_process"] == ddp["relabel_comparisons_per_process"]
+    assert fsdp["scoring_comparisons_per_process"] == ddp["scoring_comparisons_per_process"]
+    ours, theirs = (load_pairs(d / "round-1" / "dataset")["train"] for d in (run_dir, ddp_dir))
+    assert ours["label"] == theirs["label"]
+    expected, got = _weights(ddp_dir / "round-1" / "model"), _weights(run_dir / "round-1" / "model")
+    assert got.keys() == expected.keys()
+    assert max(float((got[k] - expected[k]).abs().max()) for k in expected) < 1e-4
+    before = _weights(run_dir / "round-0" / "model")
+    assert any(not torch.equal(got[k], before[k]) for k in got)  # it trained
+    name = next(iter(fsdp["benchmarks"]))
+    scores = [{Path(video).relative_to(d).as_posix(): score
+               for video, score in _scores(d / "round-1" / "benchmarks" / name / "scores.csv").items()} for d in (run_dir, ddp_dir)]
+    assert scores[0].keys() == scores[1].keys()
+    np.testing.assert_allclose(list(scores[0].values()), list(scores[1].values()), rtol=0, atol=1e-2)
+
+
+def _scores(path: Path) -> dict[str, float]:
+    with open(path, newline="") as handle:
+        return {row["video"]: float(row["score"]) for row in csv.DictReader(handle)}
 
 
 # Third-party chatter the quiet default must keep out of a round's output (the issue's list).

@@ -1,7 +1,10 @@
 """``ssvqa build-pseudo-pairs``: pairs of unlabeled videos labelled by quality teachers.
 
 The options of :func:`ssvqa.pairs.pseudo.build_pseudo_pairs` (its module doc explains the build);
-prints the :class:`~ssvqa.pairs.pseudo.PseudoPairsReport`.
+prints the :class:`~ssvqa.pairs.pseudo.PseudoPairsReport`. Under ``accelerate launch`` the
+processes share the teachers' scoring and the main one writes the dataset::
+
+    accelerate launch --num_processes 8 -m ssvqa build-pseudo-pairs videos/ out/ --teachers lmm:Qwen/Qwen2.5-VL-7B-Instruct
 """
 
 from __future__ import annotations
@@ -64,12 +67,17 @@ def main(args: argparse.Namespace) -> int:
     """Run the command with parsed ``args``; prints the summary.
 
     Exit status: 0 when pairs were made; 1 when none were (the summary says why)."""
+    from ssvqa.parallel import launch_processes
+
     thresholds = LevelThresholds(similar=args.similar, superior=args.superior, noise_floor=args.noise_floor)
+    processes = launch_processes()  # under `accelerate launch`, the processes share the teachers' scoring
     report = build_pseudo_pairs(
         args.inputs, args.output_dir, teachers=args.teachers, max_pairs_per_video=args.max_pairs_per_video,
         test_fraction=args.test_fraction, seed=args.seed, external_teachers=args.teacher_scores,
         normalisation=args.normalisation, reference=args.reference, thresholds=thresholds,
-        disagreement=None if args.disagreement < 0 else args.disagreement, batch_size=args.batch_size, **builder_kwargs(args),
+        disagreement=None if args.disagreement < 0 else args.disagreement, batch_size=args.batch_size,
+        accelerator=processes, **builder_kwargs(args),
     )
-    print(report)
+    if processes is None or processes.is_main_process:
+        print(report)
     return 0 if report.complete else 1

@@ -84,7 +84,8 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
 
     # 3. evaluate
     figures: dict[str, Any] = {"round": args.round, "train_pairs": len(pairs["train"]), "steps": trainer.state.global_step,
-                               "processes": state.num_processes}
+                               "processes": state.num_processes,
+                               "distributed": str(trainer.accelerator.distributed_type.value)}  # NO, MULTI_GPU, FSDP, DEEPSPEED...
     if heldout is not None:
         if state.is_main_process:
             print(f"[eval] pair accuracy on {len(heldout)} held-out pairs", flush=True)
