@@ -414,3 +414,40 @@ def test_new_pool_pairs_without_a_teacher_are_refused_by_name():
         RoundArguments(pair_datasets=["pairs"], new_pairs=4, pool_teachers=[])
     # only synthetic pairs need no teacher
     RoundArguments(pair_datasets=["pairs"], new_pairs=4, pool_teachers=[], disagreement_share=0.0, synthetic_sources="clips")
+
+
+def test_relabel_only_with_a_ranker_that_beats_the_labels_source(rounds, tmp_path, monkeypatch):
+    """relabel_when: better. The teachers' held-out accuracy is their ordering of the held-out
+    exact-label pairs; a ranker that does not beat it leaves round 0's pairs and labels as they are."""
+    from accelerate import PartialState
+
+    import ssvqa.rounds.data as data
+    from ssvqa.annotators import ClassicalAnnotator, annotate
+    from ssvqa.pairs.dataset import load_pairs
+
+    out, first, _ = rounds
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("round-1", "hf-cache-*"))
+    from ssvqa.demo import prepare_world
+
+    args, demo_args, training_args, _ = parse(copy, "--round", "1", "--relabel_when", "better")
+    prepare_world(demo_args, args, training_args)  # the demo's data, already made: its fields only
+    pairs = data.load_round_pairs(args, tmp_path / "cache")
+    measured = data._teachers_heldout_accuracy(args, training_args, copy, pairs, PartialState(cpu=True))
+    # the same figure by hand: the classical teacher's scores of the pairs' videos, written from their bytes
+    heldout = data.heldout_pairs(pairs, args, training_args.seed)
+    written = {p.read_bytes(): str(p) for p in (copy / "data" / "heldout-videos").glob("*.mp4")}
+    rows = [(written[a["bytes"]], written[b["bytes"]], prob) for a, b, prob in zip(heldout["video_a"], heldout["video_b"], heldout["prob"]) if prob != 0.5]
+    scores = annotate(sorted(set(written.values())), ClassicalAnnotator(), progress=False).scores
+    by_hand = sum((scores[b] > scores[a]) if prob > 0.5 else (scores[a] > scores[b]) for a, b, prob in rows) / len(rows)
+    assert measured == pytest.approx(by_hand) and len(rows) > 0
+
+    monkeypatch.setattr(data, "_teachers_heldout_accuracy", lambda *a, **k: 1.0)  # no ranker beats a perfect teacher
+    report = run(copy, "--round", "1", "--relabel_when", "better")
+    figures = report["figures"]
+    assert figures["relabelled"] is False and figures["labeller"] == "teachers classical"
+    assert figures["labels_heldout_accuracy"] == 1.0
+    assert figures["ranker_heldout_accuracy"] == first["figures"]["heldout_pair_accuracy"]
+    before, after = load_pairs(copy / "round-0" / "dataset")["train"], load_pairs(copy / "round-1" / "dataset")["train"]
+    assert after["label"] == before["label"] and after["origin"] == before["origin"]
+    assert "kept" in (copy / "round-1" / "dataset" / "README.md").read_text()

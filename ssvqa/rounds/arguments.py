@@ -19,6 +19,7 @@ class RoundArguments:
     pair_datasets: list[str] = field(default_factory=list, metadata={"help": "Pair datasets (Hub ids or local folders) with train and test splits."})
     dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision of pair_datasets."})
     relabel_origins: list[str] = field(default_factory=lambda: ["pseudo"], metadata={"help": "Pairs of these origins are relabelled in rounds > 0."})
+    relabel_when: str = field(default="always", metadata={"help": "Rounds > 0: 'always' relabels relabel_origins pairs with the previous round's ranker (the paper); 'better' only when that ranker's held-out pair accuracy beats the current labels' source on the same exact-label pairs (pool_teachers for the builders' labels), else the round keeps round k-1's pairs and labels."})
     new_pairs: int = field(default=0, metadata={"help": "Rounds k > 0: pairs added from the pool and fresh synthetic pairs (ssvqa.rounds.new_pairs); 0: the round only relabels."})
     hard_fraction: float = field(default=1.0, metadata={"help": "Share of new_pairs that are hard; the rest are random pool pairs (0: the random control, same count)."})
     disagreement_share: float = field(default=0.5, metadata={"help": "Share of the hard pairs that are student-teacher disagreement pairs of the pool; the rest are synthetic pairs the student gets wrong."})
@@ -57,6 +58,10 @@ class RoundArguments:
         only_synthetic = self.hard_fraction == 1 and self.disagreement_share == 0 and self.synthetic_sources
         if self.new_pairs and not self.pool_teachers and not only_synthetic:
             raise ValueError("new_pairs compares the ranker with pool_teachers on the pool: name at least one (e.g. [classical])")
+        if self.relabel_when not in ("always", "better"):
+            raise ValueError(f"relabel_when must be 'always' or 'better', got {self.relabel_when!r}")
+        if self.relabel_when == "better" and not self.pool_teachers:
+            raise ValueError("relabel_when 'better' measures the teachers (pool_teachers) on the held-out pairs: name them")
         if self.new_pair_labels not in ("ranker", "ranker+teachers"):
             raise ValueError(f"new_pair_labels must be 'ranker' or 'ranker+teachers', got {self.new_pair_labels!r}")
         unknown = set(self.real_ladder_types) - set(REAL_LADDERS) - {"none"}
