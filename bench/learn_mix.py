@@ -9,8 +9,14 @@ preference against the other levels of its ladder). Optionally warm-starts the v
 loop times only the model; the recipe's Trainer adds decoding on top.
 
     export PYTHONPATH=$PWD OMP_NUM_THREADS=1
-    python bench/learn_mix.py --types h264 gaussian_blur noise downscale exposure --steps 450 \
-        --warm-start-steps 150 --seed 0 --out /tmp/learn-research/runs/ws-s0.json
+    python bench/learn_mix.py --types h264 gaussian_blur noise downscale exposure overexposure \
+        --steps 450 --warm-start-steps 150 --losses ce mirror_ce --seed 0 --out /tmp/learn-research/runs/ws-s0.json
+
+``--losses`` trains once per loss (:func:`pair_loss`), each from the same weights after the same
+warm start and on the same pairs, so they compare within one run. Held-out figures are reported
+for the mirrored answer (both orders averaged, as the rounds' evaluation asks) and, at the end,
+for a single order. ``--sampling fragments`` feeds native-resolution fragments instead of
+resized frames (:func:`fragment_frames`).
 
 Data (cached under --data): a corpus of --train-contents + --test-contents synthetic clips
 (``ssvqa.corpus``, seed --corpus-seed), each rendered at every level (0-4) of every type at
@@ -30,6 +36,25 @@ import torch
 import torch.nn.functional as F
 
 
+def fragment_frames(frames: torch.Tensor, max_pixels: int, multiple: int) -> torch.Tensor:
+    """FAST-VQA-style fragments: the frame size ``fit_size`` gives (the same pixel budget as
+    resizing), filled with a grid of ``multiple`` x ``multiple`` crops at native resolution, one
+    from the centre of each cell of the same grid laid over the whole frame."""
+    from ssvqa.video import fit_size
+
+    height, width = frames.shape[-2:]
+    out_h, out_w = fit_size(int(height), int(width), max_pixels, multiple)
+    rows, cols = out_h // multiple, out_w // multiple
+    out = torch.empty((*frames.shape[:-2], out_h, out_w), dtype=frames.dtype)
+    for i in range(rows):
+        top = (2 * i + 1) * height // (2 * rows) - multiple // 2
+        for j in range(cols):
+            left = (2 * j + 1) * width // (2 * cols) - multiple // 2
+            out[..., i * multiple : (i + 1) * multiple, j * multiple : (j + 1) * multiple] = \
+                frames[..., top : top + multiple, left : left + multiple]
+    return out
+
+
 def prepare(args) -> tuple[list[str], list[str], dict]:
     """Corpus clips and every ladder's decoded frames: {(clip, type, level): frames}."""
     from ssvqa.corpus import make_corpus
@@ -39,7 +64,8 @@ def prepare(args) -> tuple[list[str], list[str], dict]:
     data = Path(args.data)
     clips = make_corpus(data / "corpus", num_clips=args.train_contents + args.test_contents, seed=args.corpus_seed)
     names = [c.stem for c in clips]
-    cache_file = data / f"frames-{args.num_frames}-{args.max_pixels}-{len(clips)}-{'-'.join(sorted(args.types))}.pt"
+    sampling = "" if args.sampling == "resize" else f"-{args.sampling}"
+    cache_file = data / f"frames-{args.num_frames}-{args.max_pixels}-{len(clips)}-{'-'.join(sorted(args.types))}{sampling}.pt"
     if cache_file.exists():
         frames = torch.load(cache_file)
     else:
@@ -47,8 +73,12 @@ def prepare(args) -> tuple[list[str], list[str], dict]:
         variants = [Variant(())] + [Variant(((t, lv),)) for t in args.types for lv in range(1, 5)]
         for clip in clips:
             paths = render_variants(clip, variants, data / "ladders" / clip.stem, max_pixels=160 * 120, seed=1)
-            decoded = {v.name: decode_frames(p, num_frames=args.num_frames, max_pixels=args.max_pixels, multiple=28)
-                       for v, p in zip(variants, paths)}
+            if args.sampling == "resize":
+                decoded = {v.name: decode_frames(p, num_frames=args.num_frames, max_pixels=args.max_pixels, multiple=28)
+                           for v, p in zip(variants, paths)}
+            else:
+                decoded = {v.name: fragment_frames(decode_frames(p, num_frames=args.num_frames), args.max_pixels, 28)
+                           for v, p in zip(variants, paths)}
             for t in args.types:
                 frames[(clip.stem, t, 0)] = decoded["pristine"]
                 for lv in range(1, 5):
@@ -70,6 +100,44 @@ def pair_row(frames, clip, kind, first, second):
     return {"a": frames[(clip, kind, first)], "b": frames[(clip, kind, second)], "label": level, "prob": level_prob(level)}
 
 
+LOSSES = ("ce", "mirror_ce", "mirror_bt", "antisym")
+
+
+def pair_loss(kind, logits, target, probs):
+    """The training loss of a swap-augmented batch: rows ``[:n]`` are pairs (a, b), rows ``[n:]``
+    their mirrors (b, a) in the same order. ``R`` reverses the five levels.
+
+    - ``ce``: cross-entropy of every row's logits (the recipe).
+    - ``mirror_ce``: cross-entropy of the mirror-averaged logits ``z = (L(a,b) + R L(b,a)) / 2``
+      against the label of (a, b) (the swap's ``R z`` against its mirrored label is the same term).
+      The direction part of ``z`` (``z_k - z_{4-k}``) comes only from the order-sensitive part of
+      the logits: an order-independent bias keeps only its R-symmetric part (how far apart).
+    - ``mirror_bt``: fidelity loss of the mirror-averaged preference ``(p(a,b) + 1 - p(b,a)) / 2``
+      against ``prob``: any order-independent part of the logits gives exactly 0.5, so the loss
+      cannot move without an order-sensitive answer.
+    - ``antisym``: the brief's ``z = (L(a,b) - R L(b,a)) / 2`` with cross-entropy on both halves.
+      The swap's ``z`` is ``-R z`` and the two terms sum to ``lse(z) + lse(-z)``, whatever the
+      label: kept to show it (see ``check_antisym``).
+    """
+    from ssvqa.labels import LEVEL_WEIGHTS
+    from ssvqa.trainer import fidelity_loss
+
+    n = len(logits) // 2
+    first, second = logits[:n], logits[n:]
+    if kind == "ce":
+        return F.cross_entropy(logits, target)
+    if kind == "mirror_ce":
+        return F.cross_entropy((first + second.flip(-1)) / 2, target[:n])
+    if kind == "antisym":
+        z = (first - second.flip(-1)) / 2
+        return F.cross_entropy(torch.cat([z, -z.flip(-1)]), target)
+    if kind == "mirror_bt":
+        weights = torch.tensor(LEVEL_WEIGHTS)
+        pref = (first.softmax(-1) @ weights + 1 - second.softmax(-1) @ weights) / 2
+        return fidelity_loss(pref, probs[:n]).mean()
+    raise ValueError(f"unknown loss {kind!r}, one of {LOSSES}")
+
+
 def level_logits(model, processor, level_ids, rows):
     from ssvqa.prompts import encode_pairs
 
@@ -79,10 +147,11 @@ def level_logits(model, processor, level_ids, rows):
 
 
 @torch.no_grad()
-def evaluate(model, processor, level_ids, frames, clips, types, batch=16):
+def evaluate(model, processor, level_ids, frames, clips, types, batch=16, mirrored=False):
     """Per type: accuracy over the 10 pairs of distinct levels of each test content (each shown in
-    a seeded random order), and the mean within-content SRCC of each level's win score (its
-    summed preference over the pairs it is in) against -level."""
+    a seeded random order; ``mirrored``: the mean preference of both orders, as the rounds'
+    evaluation and relabelling ask), and the mean within-content SRCC of each level's win score
+    (its summed preference over the pairs it is in) against -level."""
     from scipy.stats import spearmanr
 
     from ssvqa.labels import LEVEL_WEIGHTS
@@ -96,8 +165,16 @@ def evaluate(model, processor, level_ids, frames, clips, types, batch=16):
         rows = [pair_row(frames, c, kind, i, j) | {"clip": c, "i": i, "j": j} for c, (i, j) in zip(contents, ordered)]
         prefs = []
         for start in range(0, len(rows), batch):
-            logits = level_logits(model, processor, level_ids, rows[start : start + batch])
+            chunk = rows[start : start + batch]
+            logits = level_logits(model, processor, level_ids, chunk)
             prefs += (logits.softmax(-1) * weights).sum(-1).tolist()
+        if mirrored:  # as scoring (mirrored=True) and the rounds' evaluation do: the mean of both orders
+            swapped = [r | {"a": r["b"], "b": r["a"]} for r in rows]
+            back = []
+            for start in range(0, len(swapped), batch):
+                logits = level_logits(model, processor, level_ids, swapped[start : start + batch])
+                back += (logits.softmax(-1) * weights).sum(-1).tolist()
+            prefs = [(p + 1 - q) / 2 for p, q in zip(prefs, back)]
         correct = [(p > 0.5) == (r["j"] < r["i"]) for p, r in zip(prefs, rows)]
         srccs = []
         for c in clips:
@@ -125,8 +202,12 @@ def main():
     parser.add_argument("--vision-lr", type=float, default=None, help="learning rate of the vision tower (default: --lr)")
     parser.add_argument("--num-frames", type=int, default=4)
     parser.add_argument("--max-pixels", type=int, default=112 * 112)
+    parser.add_argument("--sampling", choices=["resize", "fragments"], default="resize",
+                        help="whole frames resized to the budget, or native-resolution 28x28 fragments (fragment_frames)")
     parser.add_argument("--warm-start-steps", type=int, default=0)
     parser.add_argument("--warm-start-lr", type=float, default=1e-3)
+    parser.add_argument("--losses", nargs="+", default=["ce"], choices=LOSSES,
+                        help="train once per loss, each from the same start (after the same warm start) on the same pairs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=0)
     parser.add_argument("--data", default="/tmp/learn-research/data")
@@ -134,11 +215,9 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
     from ssvqa.prompts import level_token_ids
     from ssvqa.testing import build_tiny_model
-    from ssvqa.warm_start import vision_module, warm_start_vision
-    from transformers import get_cosine_schedule_with_warmup  # after ssvqa (its torchvision shim)
+    from ssvqa.warm_start import warm_start_vision
 
     started = time.time()
     train_clips, test_clips, frames = prepare(args)
@@ -154,18 +233,37 @@ def main():
         first, second = rng.sample(range(5), 2)
         return pair_row(frames, clip, kind, first, second)
 
-    report = {"args": vars(args), "curve": []}
-    t0 = time.time()
+    report = {"args": vars(args), "prepare_seconds": prepared}
     if args.warm_start_steps:
-        rows = []
+        t0, rows = time.time(), []
         for _ in range(args.warm_start_steps * 8):
             r = sample_pair()
             rows.append({"video_a": r["a"], "video_b": r["b"], "prob": r["prob"]})
         history = warm_start_vision(model, processor, rows, steps=args.warm_start_steps, learning_rate=args.warm_start_lr,
                                     seed=args.seed, log_every=50)
-        report["warm_start"] = {"seconds": time.time() - t0, "final_accuracy": sum(history["accuracy"][-20:]) / 20}
-        report["curve"].append({"step": 0, "heldout": evaluate(model, processor, level_ids, frames, test_clips, args.types)})
-        print(f"after warm start ({time.time() - t0:.0f} s): {json.dumps(report['curve'][-1]['heldout'])}", flush=True)
+        report["warm_start"] = {"seconds": time.time() - t0, "final_accuracy": sum(history["accuracy"][-20:]) / 20,
+                                "heldout": evaluate(model, processor, level_ids, frames, test_clips, args.types, mirrored=True)}
+        print(f"after warm start ({time.time() - t0:.0f} s): {json.dumps(report['warm_start']['heldout'])}", flush=True)
+
+    start_weights = {k: v.clone() for k, v in model.state_dict().items()}
+    start_rng, start_torch = rng.getstate(), torch.get_rng_state()
+    for loss_kind in args.losses:
+        model.load_state_dict(start_weights)
+        rng.setstate(start_rng)
+        torch.set_rng_state(start_torch)
+        report[loss_kind] = train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kind, args)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(report, indent=1))
+    print(f"total {time.time() - started:.0f} s", flush=True)
+
+
+def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kind, args) -> dict:
+    """Train from the model as it is with ``loss_kind``; the curve and the final held-out figures
+    (single order and mirrored)."""
+    from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
+    from ssvqa.warm_start import vision_module
+    from transformers import get_cosine_schedule_with_warmup  # after ssvqa (its torchvision shim)
 
     visual_params = list(vision_module(model).parameters())
     visual_ids = {id(p) for p in visual_params}
@@ -173,37 +271,46 @@ def main():
     optimizer = torch.optim.AdamW([{"params": other, "lr": args.lr},
                                    {"params": visual_params, "lr": args.vision_lr or args.lr}], weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, 10, args.steps)
+    weights = torch.tensor(LEVEL_WEIGHTS)
     model.train()
-    t1, losses, accs = time.time(), [], []
+    t1, losses, accs, mirrored_accs, curve = time.time(), [], [], [], []
     for step in range(1, args.steps + 1):
         rows = [sample_pair() for _ in range(args.batch)]
         rows += [{"a": r["b"], "b": r["a"], "label": len(LEVELS) - 1 - r["label"], "prob": 1 - r["prob"]} for r in rows]
         logits = level_logits(model, processor, level_ids, rows)
         target = torch.tensor([r["label"] for r in rows])
-        loss = F.cross_entropy(logits, target)
+        probs = torch.tensor([r["prob"] for r in rows])
+        loss = pair_loss(loss_kind, logits, target, probs)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         schedule.step()
-        pref = (logits.softmax(-1) * torch.tensor(LEVEL_WEIGHTS)).sum(-1)
-        probs = torch.tensor([r["prob"] for r in rows])
+        with torch.no_grad():
+            pref = logits.softmax(-1) @ weights
+            n = args.batch
+            both = (pref[:n] + 1 - pref[n:]) / 2
         accs.append(float(((pref > 0.5) == (probs > 0.5)).float().mean()))
-        losses.append(float(loss))
+        mirrored_accs.append(float(((both > 0.5) == (probs[:n] > 0.5)).float().mean()))
+        losses.append(float(loss.detach()))
         if (args.eval_every and step % args.eval_every == 0) or step == args.steps:
-            heldout = evaluate(model, processor, level_ids, frames, test_clips, args.types)
+            final = step == args.steps
+            heldout = evaluate(model, processor, level_ids, frames, test_clips, args.types, mirrored=True)
             window = slice(-(args.eval_every or 100), None)
-            point = {"step": step, "train_loss": sum(losses[window]) / len(losses[window]),
-                     "train_accuracy": sum(accs[window]) / len(accs[window]), "heldout": heldout}
-            report["curve"].append(point)
-            print(f"step {step} ({time.time() - t1:.0f} s): loss {point['train_loss']:.3f} train acc {point['train_accuracy']:.3f} | "
+            point = {"step": step, "seconds": time.time() - t1, "train_loss": sum(losses[window]) / len(losses[window]),
+                     "train_accuracy": sum(accs[window]) / len(accs[window]),
+                     "train_accuracy_mirrored": sum(mirrored_accs[window]) / len(mirrored_accs[window]),
+                     "heldout_mirrored": heldout}
+            if final:
+                point["heldout"] = evaluate(model, processor, level_ids, frames, test_clips, args.types)
+            curve.append(point)
+            print(f"[{loss_kind}] step {step} ({time.time() - t1:.0f} s): loss {point['train_loss']:.3f} train acc "
+                  f"{point['train_accuracy']:.3f} / mirrored {point['train_accuracy_mirrored']:.3f} | held-out mirrored "
                   + " ".join(f"{k} {v['pair_accuracy']:.2f}/{v['ladder_srcc']:.2f}" for k, v in heldout.items()), flush=True)
-    report.update(prepare_seconds=prepared, train_seconds=time.time() - t1, total_seconds=time.time() - started,
-                  final=report["curve"][-1]["heldout"])
-    mean = sum(v["pair_accuracy"] for v in report["final"].values()) / len(report["final"])
-    print(f"final mean held-out pair accuracy {mean:.3f}; total {report['total_seconds']:.0f} s", flush=True)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=1))
+    final = curve[-1]["heldout_mirrored"]
+    mean = sum(v["pair_accuracy"] for v in final.values()) / len(final)
+    print(f"[{loss_kind}] final mean held-out pair accuracy (mirrored) {mean:.3f}; train {time.time() - t1:.0f} s", flush=True)
+    return {"curve": curve, "train_seconds": time.time() - t1, "final": final, "final_single_order": curve[-1]["heldout"],
+            "train_loss_per_step": losses, "train_accuracy_per_step": accs}
 
 
 if __name__ == "__main__":
