@@ -190,7 +190,7 @@ def use_line_progress(trainer) -> None:
                 self.training = None
             if state.is_world_process_zero and state.log_history:
                 last = state.log_history[-1]
-                shown = {k: last[k] for k in ("train_loss", "pair_accuracy", "train_runtime") if k in last}
+                shown = {k: last[k] for k in ("train_loss", "pair_accuracy", "mirrored_pair_accuracy", "train_runtime") if k in last}
                 if shown:
                     print("[train] " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()),
                           file=sys.stderr, flush=True)
