@@ -218,6 +218,28 @@ def test_evaluate_command_on_a_labelled_folder(world, tmp_path, capsys):
     assert (out / "scatter.png").read_bytes()[:4] == b"\x89PNG"
     assert "srcc" in capsys.readouterr().out
 
+    # Under `accelerate launch` with 2 CPU processes: both compare, the main one writes the same report.
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    two = tmp_path / "results-2"
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+              "-m", "ssvqa.cli", "evaluate", "--model", str(world["model"]), "--root", str(bench), "--labels", "labels.csv",
+              "--anchors-from-benchmark", "2", "-o", str(two), "--no-progress"]
+    done = subprocess.run(launch, env=dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("srcc") == 1  # one process printed the table
+    parallel = json.loads((two / "report.json").read_text())
+    assert parallel["n"] == report["n"]
+    for key in ("srcc", "plcc", "krcc"):
+        assert parallel[key] == pytest.approx(report[key], abs=1e-6)
+    with open(out / "scores.csv") as alone, open(two / "scores.csv") as split:
+        assert [row.split(",")[0] for row in alone] == [row.split(",")[0] for row in split]
+
 
 # --- quality over time -------------------------------------------------------------------------
 

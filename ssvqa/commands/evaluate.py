@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from ssvqa.errors import SsvqaError
-from ssvqa.commands.options import add_model_arguments, scorer_from_args
+from ssvqa.commands.options import add_model_arguments, is_main_process, scorer_from_args
 from ssvqa.scorer import DEFAULT_NUM_ANCHORS
 
 
@@ -90,12 +90,15 @@ def main(args: argparse.Namespace) -> int:
             "root": str(args.root),
         }
         out = Path(args.output_dir)
-        result = evaluate_scorer(scorer, data, args.benchmark or Path(args.root).name, out,
+        main_process = is_main_process(scorer)  # under `accelerate launch`: all score, the main one writes
+        result = evaluate_scorer(scorer, data, args.benchmark or Path(args.root).name, out if main_process else None,
                                  exclude=[video for video, _ in anchors or []], settings=settings,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress and main_process)
     except SsvqaError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if not main_process:
+        return 0
     for path, reason in result.errors.items():
         print(f"could not score {path}: {reason}", file=sys.stderr)
     print(format_table([{k: result.report[k] for k in ("benchmark", "n", "srcc", "krcc", "plcc", "rmse")}]))

@@ -142,12 +142,21 @@ def scorer_from_args(args: argparse.Namespace, anchors=None):
         transformers_logging.disable_progress_bar()
     import torch
 
+    from ssvqa.parallel import launch_processes
     from ssvqa.scorer import QualityScorer
 
-    device_map = "auto" if torch.cuda.is_available() else None
+    processes = launch_processes()  # under `accelerate launch`: the comparisons are split across the processes
+    device_map = None
+    if torch.cuda.is_available():
+        device_map = {"": processes.local_process_index} if processes is not None else "auto"
     sampling = {"num_frames": args.num_frames, "fps": args.fps, "max_pixels": args.max_pixels}  # None: the model's own
     return QualityScorer.from_pretrained(
         args.model, anchors if anchors is not None else args.anchors, adapter=args.adapter, **sampling,
         temperature=args.temperature, mirrored=args.mirrored, batch_size=args.batch_size, calibration=args.calibration,
-        quantization=args.quantization, device_map=device_map,
+        quantization=args.quantization, device_map=device_map, processes=processes,
     )
+
+
+def is_main_process(scorer) -> bool:
+    """Whether this process prints and writes (the only process, or the launch's main one)."""
+    return scorer.processes is None or scorer.processes.is_main_process

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ssvqa.commands.options import add_model_arguments, scorer_from_args
+from ssvqa.commands.options import add_model_arguments, is_main_process, scorer_from_args
 from ssvqa.errors import UsageError
 from ssvqa.video import VIDEO_EXTENSIONS, list_videos
 
@@ -126,8 +126,11 @@ def main(args: argparse.Namespace) -> int:
     scorer = scorer_from_args(args)  # errors (no anchors, a bad anchors file) end in ssvqa.cli
     if args.segments is not None and args.segments <= 0:
         raise UsageError(f"--segments must be a positive number of seconds, got {args.segments}")
-    results, errors = scorer.score_details(videos, segments=args.segments, progress=not args.no_progress)
+    main_process = is_main_process(scorer)
+    results, errors = scorer.score_details(videos, segments=args.segments, progress=not args.no_progress and main_process)
     scores = {v: r.score for v, r in results.items()}
+    if not main_process:  # under `accelerate launch`: every process has every score; the main one reports
+        return 0 if scores and not (args.strict and errors) else 1
     segments = {v: r.segments for v, r in results.items()} if args.segments is not None else None
     if scores:
         print(format_table([{"video": v, "score": round(s, 2)} for v, s in scores.items()], float_digits=2))
