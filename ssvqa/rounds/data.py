@@ -66,46 +66,51 @@ def make_round_dataset(args, training_args, model_args, base: str, root: Path, d
         earlier = [load_pairs(folder)["train"] for folder in earlier_new_pairs(root, args.round)]
     if earlier:  # the data grows round by round: the new pairs of rounds 1..k-1 stay, with their labels
         pairs["train"] = datasets.concatenate_datasets([pairs["train"], *(_as_paths(part) for part in earlier)])
-    decision = relabel_decision(args, training_args, root, pairs, state) if args.round > 0 else None
-    if decision is not None and not decision["relabelled"]:
-        if state.is_main_process:
-            print(f"[data] round {args.round}: the ranker of round {args.round - 1} (held-out pair accuracy "
-                  f"{decision['ranker_heldout_accuracy']:.3f}) does not beat the current labels' source "
-                  f"({decision['labeller']}, {decision['labels_heldout_accuracy']:.3f}): round {args.round - 1}'s "
-                  "pairs and labels are kept", flush=True)
-        with state.main_process_first():
-            pairs = dict(load_pairs(round_dir(root, args.round - 1) / "dataset", cache_dir=root / ".cache"))
-        pairs = {split: _as_paths(dataset) for split, dataset in pairs.items()}
-        _keep_labels(args, training_args, model_args, base, root, pairs, decision, state)
-    elif args.round > 0:
+    decision = None
+    if args.round > 0:
         from ssvqa.model_config import load_trained_model
         from ssvqa.parallel import gather_in_order
         from ssvqa.relabel import relabel_with_ranker
 
-        previous = round_dir(root, args.round - 1) / "model"
-        model, processor = load_trained_model(previous, base, model_args, use_cpu=bool(getattr(training_args, "use_cpu", False)))
-        train = pairs["train"]
-        origins = train["origin"]
-        chosen = [i for i, origin in enumerate(origins) if origin in args.relabel_origins]
-        kept = [i for i, origin in enumerate(origins) if origin not in args.relabel_origins]
-        if state.is_main_process:
-            why = (f" (held-out pair accuracy {decision['ranker_heldout_accuracy']:.3f}, better than the teachers' or earlier "
-                   "labels')" if decision else "")
-            print(f"[data] round {args.round}: the ranker of round {args.round - 1}{why} relabels {len(chosen)} pairs "
-                  f"on {state.num_processes} process(es)", flush=True)
-        stats: dict[str, int] = {}
-        relabelled = relabel_with_ranker(
-            train.select(chosen), model, processor, round=args.round, batch_size=training_args.per_device_eval_batch_size,
-            drop_below_confidence=args.drop_below_confidence, name=f"ranker-round-{args.round - 1}",
-            fingerprint=str(previous), progress=state.is_main_process, processes=state, stats=stats,
-        )
-        per_process = gather_in_order([stats["comparisons"]], state)
-        pairs["train"] = datasets.concatenate_datasets([train.select(kept), relabelled])
-        new = make_new_pairs(args, training_args, model, processor, root, pairs["train"], state)
-        if new is not None:
-            pairs["train"] = datasets.concatenate_datasets([pairs["train"], new])
-        del model, processor
-        _release_memory()
+        decision = relabel_decision(args, training_args, root, pairs, state)
+        relabel = decision is None or decision["relabelled"]
+        if not relabel:
+            if state.is_main_process:
+                print(f"[data] round {args.round}: the ranker of round {args.round - 1} (held-out pair accuracy "
+                      f"{decision['ranker_heldout_accuracy']:.3f}) does not beat the current labels' source "
+                      f"({decision['labeller']}, {decision['labels_heldout_accuracy']:.3f}): round {args.round - 1}'s "
+                      "pairs and labels are kept", flush=True)
+            with state.main_process_first():  # its new pairs included
+                previous_pairs = load_pairs(round_dir(root, args.round - 1) / "dataset", cache_dir=root / ".cache")
+            pairs = {split: _as_paths(dataset) for split, dataset in previous_pairs.items()}
+        per_process = [0] * state.num_processes
+        if relabel or args.new_pairs:  # the previous ranker is needed
+            previous = round_dir(root, args.round - 1) / "model"
+            model, processor = load_trained_model(previous, base, model_args, use_cpu=bool(getattr(training_args, "use_cpu", False)))
+            if relabel:
+                train = pairs["train"]
+                origins = train["origin"]
+                chosen = [i for i, origin in enumerate(origins) if origin in args.relabel_origins]
+                kept = [i for i, origin in enumerate(origins) if origin not in args.relabel_origins]
+                if state.is_main_process:
+                    why = (f" (held-out pair accuracy {decision['ranker_heldout_accuracy']:.3f}, better than the teachers' "
+                           "or earlier labels')" if decision else "")
+                    print(f"[data] round {args.round}: the ranker of round {args.round - 1}{why} relabels {len(chosen)} "
+                          f"pairs on {state.num_processes} process(es)", flush=True)
+                stats: dict[str, int] = {}
+                relabelled = relabel_with_ranker(
+                    train.select(chosen), model, processor, round=args.round,
+                    batch_size=training_args.per_device_eval_batch_size, drop_below_confidence=args.drop_below_confidence,
+                    name=f"ranker-round-{args.round - 1}", fingerprint=str(previous), progress=state.is_main_process,
+                    processes=state, stats=stats,
+                )
+                per_process = gather_in_order([stats["comparisons"]], state)
+                pairs["train"] = datasets.concatenate_datasets([train.select(kept), relabelled])
+            new = make_new_pairs(args, training_args, model, processor, root, pairs["train"], state)
+            if new is not None:
+                pairs["train"] = datasets.concatenate_datasets([pairs["train"], new])
+            del model, processor
+            _release_memory()
         if state.is_main_process:
             dataset_dir.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(dataset_dir.parent / RELABEL_STATS, {"relabel_comparisons_per_process": per_process,
@@ -113,26 +118,6 @@ def make_round_dataset(args, training_args, model_args, base: str, root: Path, d
     if state.is_main_process:
         _save_round_dataset(args, pairs, dataset_dir, decision)
     state.wait_for_everyone()
-
-
-def _keep_labels(args, training_args, model_args, base: str, root: Path, pairs: dict, decision: dict, state) -> None:
-    """Round k keeps round k-1's pairs (its new pairs included) and labels, and adds its own new pairs."""
-    import datasets
-
-    if args.new_pairs:
-        from ssvqa.model_config import load_trained_model
-
-        previous = round_dir(root, args.round - 1) / "model"
-        model, processor = load_trained_model(previous, base, model_args, use_cpu=bool(getattr(training_args, "use_cpu", False)))
-        new = make_new_pairs(args, training_args, model, processor, root, pairs["train"], state)
-        if new is not None:
-            pairs["train"] = datasets.concatenate_datasets([pairs["train"], new])
-        del model, processor
-        _release_memory()
-    if state.is_main_process:
-        here = round_dir(root, args.round)
-        here.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(here / RELABEL_STATS, {"relabel_comparisons_per_process": [0] * state.num_processes, **decision})
 
 
 def relabel_decision(args: RoundArguments, training_args, root: Path, pairs: dict, state) -> dict | None:
