@@ -97,7 +97,28 @@ def pair_row(frames, clip, kind, first, second):
     level = level_for_gap(gap)  # when the second is better (less distorted)
     if second > first:
         level = len(LEVELS) - 1 - level
-    return {"a": frames[(clip, kind, first)], "b": frames[(clip, kind, second)], "label": level, "prob": level_prob(level)}
+    return {"a": frames[(clip, kind, first)], "b": frames[(clip, kind, second)], "label": level, "prob": level_prob(level),
+            "type": kind}
+
+
+@torch.no_grad()
+def head_accuracy(model, processor, heads, frames, clips, types):
+    """Per type: how well the warm start's head (its type's, or the one head) orders the 10 pairs
+    of levels of each test content: does the vision tower's pooled feature carry the quality?"""
+    from ssvqa.warm_start import pooled_video_features
+
+    model.eval()
+    result = {}
+    for kind in types:
+        head = heads.get(kind, heads.get(None))
+        right = []
+        for clip in clips:
+            scores = F.cosine_similarity(pooled_video_features(model, processor, [frames[(clip, kind, lv)] for lv in range(5)]),
+                                         head.unsqueeze(0), dim=-1).tolist()
+            right += [scores[i] > scores[j] for i in range(5) for j in range(i + 1, 5)]
+        result[kind] = sum(right) / len(right)
+    model.train()
+    return result
 
 
 LOSSES = ("ce", "mirror_ce", "mirror_bt", "antisym")
@@ -206,6 +227,8 @@ def main():
                         help="whole frames resized to the budget, or native-resolution 28x28 fragments (fragment_frames)")
     parser.add_argument("--warm-start-steps", type=int, default=0)
     parser.add_argument("--warm-start-lr", type=float, default=1e-3)
+    parser.add_argument("--warm-start-heads", choices=["one", "per_type"], default="one",
+                        help="one cosine head for all pairs, or one per distortion type (warm_start_vision's group_of)")
     parser.add_argument("--losses", nargs="+", default=["ce"], choices=LOSSES,
                         help="train once per loss, each from the same start (after the same warm start) on the same pairs")
     parser.add_argument("--seed", type=int, default=0)
@@ -238,12 +261,14 @@ def main():
         t0, rows = time.time(), []
         for _ in range(args.warm_start_steps * 8):
             r = sample_pair()
-            rows.append({"video_a": r["a"], "video_b": r["b"], "prob": r["prob"]})
+            rows.append({"video_a": r["a"], "video_b": r["b"], "prob": r["prob"], "type": r["type"]})
+        group_of = (lambda row: row["type"]) if args.warm_start_heads == "per_type" else None
         history = warm_start_vision(model, processor, rows, steps=args.warm_start_steps, learning_rate=args.warm_start_lr,
-                                    seed=args.seed, log_every=50)
+                                    group_of=group_of, seed=args.seed, log_every=50)
         report["warm_start"] = {"seconds": time.time() - t0, "final_accuracy": sum(history["accuracy"][-20:]) / 20,
+                                "head_heldout": head_accuracy(model, processor, history["heads"], frames, test_clips, args.types),
                                 "heldout": evaluate(model, processor, level_ids, frames, test_clips, args.types, mirrored=True)}
-        print(f"after warm start ({time.time() - t0:.0f} s): {json.dumps(report['warm_start']['heldout'])}", flush=True)
+        print(f"after warm start ({time.time() - t0:.0f} s): head held-out {json.dumps(report['warm_start']['head_heldout'])}", flush=True)
 
     start_weights = {k: v.clone() for k, v in model.state_dict().items()}
     start_rng, start_torch = rng.getstate(), torch.get_rng_state()

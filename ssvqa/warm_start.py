@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import os
 import random
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +77,7 @@ def warm_start_vision(
     scale: float = 10.0,
     sampling: VideoSampling | None = None,
     video_root: str | os.PathLike | None = None,
+    group_of: Callable[[Mapping[str, Any]], Hashable] | None = None,
     seed: int = 0,
     log_every: int = 0,
 ) -> dict[str, Any]:
@@ -95,13 +96,17 @@ def warm_start_vision(
         sampling: how videos become frames: the ranker's own (default: 4 frames of at most 112x112).
         video_root: the folder that videos given only as paths are read in (and may not leave,
             :func:`ssvqa.pairs.dataset.row_video_file`); None: rows must hold their bytes.
+        group_of: the group of a row (e.g. its distortion type, known by construction): each group
+            gets its own head, so the features must order quality within every group but need not
+            put, say, "noisier" and "blurrier" on one axis. None: one head for all rows.
         seed: the order of pairs and the head's initialisation.
         log_every: print the running loss and accuracy every this many steps (0: silent).
 
     Returns:
-        ``{"loss": [...], "accuracy": [...], "head": w}``: per step, the loss and the share of the
-        batch's pairs the head orders right (before the step); and the head's final direction ``w``
-        (for inspection: ``scale * cos(w, pooled_video_features(...))`` scores videos).
+        ``{"loss": [...], "accuracy": [...], "head": w, "heads": {group: w}}``: per step, the loss
+        and the share of the batch's pairs the heads order right (before the step); and the final
+        directions (for inspection: ``scale * cos(w, pooled_video_features(...))`` scores videos;
+        ``head`` is the first group's, the only one without ``group_of``).
     """
     rows = [row for row in pairs if float(row["prob"]) != 0.5]
     if not rows:
@@ -113,11 +118,14 @@ def warm_start_vision(
     visual = vision_module(model)
     generator = torch.Generator().manual_seed(seed)
     hidden = features_of([frames(rows[0]["video_a"])]).shape[-1]
-    head = torch.nn.Parameter(torch.randn(hidden, generator=generator))
+    groups = [group_of(row) if group_of else None for row in rows]
+    names = sorted(set(groups), key=str)
+    index = {name: i for i, name in enumerate(names)}
+    heads = torch.nn.Parameter(torch.randn(len(names), hidden, generator=generator))
     trained = [p for p in visual.parameters()]
     flags = [p.requires_grad for p in trained]
     was_training = model.training
-    optimizer = torch.optim.AdamW([*trained, head], lr=learning_rate, weight_decay=0.0)
+    optimizer = torch.optim.AdamW([*trained, heads], lr=learning_rate, weight_decay=0.0)
     rng = random.Random(seed)
     history: dict[str, Any] = {"loss": [], "accuracy": []}
     try:
@@ -125,14 +133,16 @@ def warm_start_vision(
             p.requires_grad_(True)
         model.train()
         for step in range(steps):
-            batch = [rows[rng.randrange(len(rows))] for _ in range(batch_size)]
+            picked = [rng.randrange(len(rows)) for _ in range(batch_size)]
+            batch = [rows[i] for i in picked]
+            head = heads[torch.tensor([index[groups[i]] for i in picked])]
             videos = []
             for row in batch:
                 first, second = frames(row["video_a"]), frames(row["video_b"])
                 better, worse = (second, first) if float(row["prob"]) > 0.5 else (first, second)
                 videos += [better, worse]
             features = features_of(videos)
-            scores = scale * F.cosine_similarity(features, head.unsqueeze(0), dim=-1)
+            scores = scale * F.cosine_similarity(features, head.repeat_interleave(2, dim=0), dim=-1)
             margin = scores[0::2] - scores[1::2]
             loss = F.softplus(-margin).mean()
             optimizer.zero_grad(set_to_none=True)
@@ -149,7 +159,8 @@ def warm_start_vision(
             p.requires_grad_(flag)
         model.train(was_training)
         optimizer.zero_grad(set_to_none=True)
-    history["head"] = head.detach().clone()
+    history["heads"] = {name: heads[i].detach().clone() for name, i in index.items()}
+    history["head"] = heads[0].detach().clone()
     return history
 
 

@@ -68,3 +68,21 @@ def test_warm_start_needs_pairs_with_a_direction():
     model, processor = build_tiny_model("qwen2_5_vl", "tiny", seed=0)
     with pytest.raises(ValueError, match="prob != 0.5"):
         warm_start_vision(model, processor, [{"video_a": _content(0), "video_b": _content(1), "prob": 0.5}], steps=1)
+
+
+def test_a_head_per_group_orders_groups_that_one_head_cannot():
+    """Two groups whose pairs disagree on the same videos (in one, noisy is worse; in the other,
+    better): one shared head can order at most one group, a head per group (``group_of``) both."""
+    pairs = []
+    for s in range(32):
+        clean, noisy = _content(s), _noisy(_content(s), s)
+        pairs.append({"video_a": clean, "video_b": noisy, "prob": 0.0, "group": "noise is worse"})
+        pairs.append({"video_a": clean, "video_b": noisy, "prob": 1.0, "group": "noise is better"})
+    accuracy = {}
+    for name, group_of in (("one", None), ("per group", lambda row: row["group"])):
+        torch.manual_seed(0)
+        model, processor = build_tiny_model("qwen2_5_vl", "tiny", seed=0)
+        history = warm_start_vision(model, processor, pairs, steps=40, batch_size=8, group_of=group_of, seed=0)
+        accuracy[name] = sum(history["accuracy"][-10:]) / 10
+        assert set(history["heads"]) == ({None} if group_of is None else {"noise is worse", "noise is better"})
+    assert accuracy["per group"] > 0.9 and accuracy["one"] < 0.7, accuracy

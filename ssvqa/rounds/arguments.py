@@ -33,6 +33,7 @@ class RoundArguments:
     synthetic_types: list[str] = field(default_factory=list, metadata={"help": "Distortion types of the fresh synthetic pairs (default: the whole catalogue)."})
     drop_below_confidence: float | None = field(default=None, metadata={"help": "Rounds > 0: drop relabelled pairs the ranker is less sure of than this (0.5-1)."})
     vision_warm_start_steps: int = field(default=0, metadata={"help": "Round 0 from a randomly initialised base: first train its vision tower alone for this many steps to rank the exact-label pairs (eval_origins) with a throw-away cosine head (ssvqa.warm_start); stands in for a pretrained encoder. 0: off."})
+    vision_warm_start_heads: str = field(default="per_type", metadata={"help": "The warm start's heads: 'per_type' (one per distortion type of the pairs' provenance: the features must order quality within each type, not put noise and blur on one axis) or 'one'."})
     first_round_max_steps: int | None = field(default=None, metadata={"help": "Round 0 starts from the base model and may need longer: its max_steps (default: max_steps)."})
     init_from: str = field(default="previous", metadata={"help": "Round k > 0 starts from 'previous' (round k-1's model) or 'base'."})
     eval_origins: list[str] = field(default_factory=lambda: ["distortion", "mos"], metadata={"help": "Test pairs of these origins (exact labels) give held-out pair accuracy."})

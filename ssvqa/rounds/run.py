@@ -133,6 +133,13 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     return report
 
 
+def pair_type(row) -> str | None:
+    """The distortion type of a pair (its provenance's ``distortion``), or None."""
+    provenance = row.get("provenance")
+    kind = json.loads(provenance).get("distortion") if provenance else None
+    return str(kind) if kind else None
+
+
 def heldout_accuracy_by_type(trainer) -> dict[str, float]:
     """Held-out pair accuracy per distortion type (the ``distortion`` of each pair's provenance;
     pairs without one are left out): one evaluation per type on its pairs of the trainer's
@@ -140,9 +147,9 @@ def heldout_accuracy_by_type(trainer) -> dict[str, float]:
     heldout = trainer.eval_dataset
     groups: dict[str, list[int]] = {}
     for i, provenance in enumerate(heldout["provenance"]):
-        kind = json.loads(provenance).get("distortion") if provenance else None
+        kind = pair_type({"provenance": provenance})
         if kind:
-            groups.setdefault(str(kind), []).append(i)
+            groups.setdefault(kind, []).append(i)
     if len(groups) < 2:
         return {}
     from ssvqa.console import without_progress
@@ -252,12 +259,15 @@ def _warm_start(args: RoundArguments, training_args, trainer, train) -> None:
     from ssvqa.warm_start import warm_start_vision
 
     exact = train.select([i for i, origin in enumerate(train["origin"]) if origin in args.eval_origins])
-    exact = exact.select_columns(["video_a", "video_b", "prob"])
+    exact = exact.select_columns(["video_a", "video_b", "prob", "provenance"])
+    if args.vision_warm_start_heads not in ("per_type", "one"):
+        raise SystemExit(f"vision_warm_start_heads: 'per_type' or 'one', not {args.vision_warm_start_heads!r}")
+    group_of = pair_type if args.vision_warm_start_heads == "per_type" else None
     model = trainer.accelerator.unwrap_model(trainer.model)
-    print(f"[train] warm start of the vision tower: {args.vision_warm_start_steps} steps on {len(exact)} exact-label pairs",
-          flush=True)
+    print(f"[train] warm start of the vision tower: {args.vision_warm_start_steps} steps on {len(exact)} exact-label pairs"
+          f" ({'a head per distortion type' if group_of else 'one head'})", flush=True)
     history = warm_start_vision(model, trainer.processing_class, exact, steps=args.vision_warm_start_steps,
-                                sampling=trainer.video_sampling, video_root=training_args.video_root,
+                                sampling=trainer.video_sampling, video_root=training_args.video_root, group_of=group_of,
                                 seed=training_args.seed, log_every=max(1, args.vision_warm_start_steps // 3))
     tail = history["accuracy"][-20:]
     print(f"[train] warm start done: head pair accuracy {sum(tail) / len(tail):.2f} over its last {len(tail)} steps", flush=True)
