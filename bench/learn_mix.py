@@ -217,9 +217,11 @@ def main():
     parser.add_argument("--train-contents", type=int, default=40)
     parser.add_argument("--test-contents", type=int, default=8)
     parser.add_argument("--corpus-seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=450)
+    parser.add_argument("--steps", type=int, default=450, help="pair-training steps (0: the warm start only)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--max-grad-norm", type=float, default=0.0,
+                        help="clip the gradient norm to this, as Trainer does (its default 1.0); 0: no clipping")
     parser.add_argument("--vision-lr", type=float, default=None, help="learning rate of the vision tower (default: --lr)")
     parser.add_argument("--num-frames", type=int, default=4)
     parser.add_argument("--max-pixels", type=int, default=112 * 112)
@@ -272,7 +274,7 @@ def main():
 
     start_weights = {k: v.clone() for k, v in model.state_dict().items()}
     start_rng, start_torch = rng.getstate(), torch.get_rng_state()
-    for loss_kind in args.losses:
+    for loss_kind in args.losses if args.steps else []:  # --steps 0: the warm start's figures only
         model.load_state_dict(start_weights)
         rng.setstate(start_rng)
         torch.set_rng_state(start_torch)
@@ -280,6 +282,9 @@ def main():
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(report, indent=1))
+    if args.out and not args.steps:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1))
     print(f"total {time.time() - started:.0f} s", flush=True)
 
 
@@ -298,7 +303,7 @@ def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kin
     schedule = get_cosine_schedule_with_warmup(optimizer, 10, args.steps)
     weights = torch.tensor(LEVEL_WEIGHTS)
     model.train()
-    t1, losses, accs, mirrored_accs, curve = time.time(), [], [], [], []
+    t1, losses, accs, mirrored_accs, curve, grad_norms = time.time(), [], [], [], [], []
     for step in range(1, args.steps + 1):
         rows = [sample_pair() for _ in range(args.batch)]
         rows += [{"a": r["b"], "b": r["a"], "label": len(LEVELS) - 1 - r["label"], "prob": 1 - r["prob"]} for r in rows]
@@ -308,6 +313,7 @@ def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kin
         loss = pair_loss(loss_kind, logits, target, probs)
         optimizer.zero_grad()
         loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm or float("inf")))
         optimizer.step()
         schedule.step()
         with torch.no_grad():
@@ -317,6 +323,7 @@ def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kin
         accs.append(float(((pref > 0.5) == (probs > 0.5)).float().mean()))
         mirrored_accs.append(float(((both > 0.5) == (probs[:n] > 0.5)).float().mean()))
         losses.append(float(loss.detach()))
+        grad_norms.append(grad_norm)
         if (args.eval_every and step % args.eval_every == 0) or step == args.steps:
             final = step == args.steps
             heldout = evaluate(model, processor, level_ids, frames, test_clips, args.types, mirrored=True)
@@ -324,11 +331,13 @@ def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kin
             point = {"step": step, "seconds": time.time() - t1, "train_loss": sum(losses[window]) / len(losses[window]),
                      "train_accuracy": sum(accs[window]) / len(accs[window]),
                      "train_accuracy_mirrored": sum(mirrored_accs[window]) / len(mirrored_accs[window]),
+                     "grad_norm": sum(grad_norms[window]) / len(grad_norms[window]),
                      "heldout_mirrored": heldout}
             if final:
                 point["heldout"] = evaluate(model, processor, level_ids, frames, test_clips, args.types)
             curve.append(point)
-            print(f"[{loss_kind}] step {step} ({time.time() - t1:.0f} s): loss {point['train_loss']:.3f} train acc "
+            print(f"[{loss_kind}] step {step} ({time.time() - t1:.0f} s): loss {point['train_loss']:.3f} grad norm "
+                  f"{point['grad_norm']:.2f} train acc "
                   f"{point['train_accuracy']:.3f} / mirrored {point['train_accuracy_mirrored']:.3f} | held-out mirrored "
                   + " ".join(f"{k} {v['pair_accuracy']:.2f}/{v['ladder_srcc']:.2f}" for k, v in heldout.items()), flush=True)
     final = curve[-1]["heldout_mirrored"]
