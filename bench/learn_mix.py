@@ -65,14 +65,17 @@ def prepare(args) -> tuple[list[str], list[str], dict]:
     clips = make_corpus(data / "corpus", num_clips=args.train_contents + args.test_contents, seed=args.corpus_seed)
     names = [c.stem for c in clips]
     sampling = "" if args.sampling == "resize" else f"-{args.sampling}"
-    cache_file = data / f"frames-{args.num_frames}-{args.max_pixels}-{len(clips)}-{'-'.join(sorted(args.types))}{sampling}.pt"
+    cache_file = data / f"frames-{args.num_frames}-{args.max_pixels}-{len(clips)}-{'-'.join(sorted(args.types))}{sampling}-seeded.pt"
     if cache_file.exists():
         frames = torch.load(cache_file)
     else:
         frames = {}
         variants = [Variant(())] + [Variant(((t, lv),)) for t in args.types for lv in range(1, 5)]
-        for clip in clips:
-            paths = render_variants(clip, variants, data / "ladders" / clip.stem, max_pixels=160 * 120, seed=1)
+        for index, clip in enumerate(clips):
+            # a noise seed per content, as the distortion-pair builder does: with one seed for all
+            # (until 2026-12-02) every clip's noise ladder had the same noise pattern, which the
+            # ranker could learn on the training contents and find again on the test contents
+            paths = render_variants(clip, variants, data / "ladders-seeded" / clip.stem, max_pixels=160 * 120, seed=1 + index)
             if args.sampling == "resize":
                 decoded = {v.name: decode_frames(p, num_frames=args.num_frames, max_pixels=args.max_pixels, multiple=28)
                            for v, p in zip(variants, paths)}
