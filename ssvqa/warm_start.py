@@ -17,6 +17,11 @@ features' *direction*, not by shrinking or inflating their norm. The head ``w`` 
 the language model is not touched. The pair training that follows starts from a vision tower
 whose pooled features already order quality, and learns to read them.
 
+With ``group_of`` (e.g. a pair's distortion type) each group gets its own head ``w``: one axis
+cannot order noise (which adds fine detail) together with blur and scaling (which remove it), and
+a shared head learns its training pairs without carrying to new contents
+(``recipes/tiny/README.md``, rows 19-26).
+
 Only pairs whose ``prob`` is not 0.5 are used, and only the videos' pixels and the pair's
 direction; nothing else about the data is seen.
 
