@@ -133,6 +133,10 @@ def test_score_names_odd_entries_with_their_reason(folder, tmp_path, capsys):
         assert reason in errors[name]
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("num_proc", [1, 2])
 def test_ctrl_c_ends_in_one_line_and_exit_130_then_the_rerun_resumes(tmp_path, num_proc):
     from conftest import make_video
@@ -144,8 +148,10 @@ def test_ctrl_c_ends_in_one_line_and_exit_130_then_the_rerun_resumes(tmp_path, n
     command = [sys.executable, "-m", "dataset_builders.distortion_pairs", str(folder), "-o", str(out), *FAST,
                "--num-proc", str(num_proc)]
     # Its own process group, as a terminal's foreground job: Ctrl-C reaches the group (workers, ffmpeg).
+    # Ctrl-C at its default, as in a terminal, whatever this test process inherited (a child of a
+    # process that ignores SIGINT ignores it too, and Python then never raises KeyboardInterrupt).
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=_default_sigint)
     done = out / ".work" / "done"
     deadline = time.monotonic() + 120
     while not (done.is_dir() and any(done.glob("*.json"))):

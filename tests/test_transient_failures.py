@@ -79,7 +79,9 @@ def faulty_ffmpeg(monkeypatch, fault: str) -> list[int]:
             result = real_run(cmd, *args, **kwargs)
         else:
             kwargs.pop("capture_output")
-            child = subprocess.Popen(cmd, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+            # SIGINT at its default in ffmpeg, whatever this test process inherited
+            child = subprocess.Popen(cmd, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
             child.send_signal(signal.SIGKILL if fault == "kill" else signal.SIGINT)
             out, err = child.communicate()
             result = subprocess.CompletedProcess(cmd, child.returncode, out, err)
