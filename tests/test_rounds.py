@@ -423,6 +423,13 @@ def test_new_pool_pairs_without_a_teacher_are_refused_by_name():
     RoundArguments(pair_datasets=["pairs"], new_pairs=4, pool_teachers=[], disagreement_share=0.0, synthetic_sources="clips")
 
 
+def test_an_unknown_warm_start_head_kind_is_refused_before_anything_runs():
+    from ssvqa.rounds import RoundArguments
+
+    with pytest.raises(ValueError, match="vision_warm_start_heads must be 'per_type' or 'one', got 'per-type'"):
+        RoundArguments(pair_datasets=["pairs"], vision_warm_start_heads="per-type")
+
+
 def test_relabel_only_with_a_ranker_that_beats_the_labels_source(rounds, tmp_path, monkeypatch):
     """relabel_when: better. The teachers' held-out accuracy is their ordering of the held-out
     exact-label pairs; a ranker that does not beat it leaves round 0's pairs and labels as they are."""

@@ -59,6 +59,8 @@ class RoundArguments:
         only_synthetic = self.hard_fraction == 1 and self.disagreement_share == 0 and self.synthetic_sources
         if self.new_pairs and not self.pool_teachers and not only_synthetic:
             raise ValueError("new_pairs compares the ranker with pool_teachers on the pool: name at least one (e.g. [classical])")
+        if self.vision_warm_start_heads not in ("per_type", "one"):
+            raise ValueError(f"vision_warm_start_heads must be 'per_type' or 'one', got {self.vision_warm_start_heads!r}")
         if self.relabel_when not in ("always", "better"):
             raise ValueError(f"relabel_when must be 'always' or 'better', got {self.relabel_when!r}")
         if self.relabel_when == "better" and not self.pool_teachers:

@@ -260,8 +260,6 @@ def _warm_start(args: RoundArguments, training_args, trainer, train) -> None:
 
     exact = train.select([i for i, origin in enumerate(train["origin"]) if origin in args.eval_origins])
     exact = exact.select_columns(["video_a", "video_b", "prob", "provenance"])
-    if args.vision_warm_start_heads not in ("per_type", "one"):
-        raise SystemExit(f"vision_warm_start_heads: 'per_type' or 'one', not {args.vision_warm_start_heads!r}")
     group_of = pair_type if args.vision_warm_start_heads == "per_type" else None
     model = trainer.accelerator.unwrap_model(trainer.model)
     print(f"[train] warm start of the vision tower: {args.vision_warm_start_steps} steps on {len(exact)} exact-label pairs"
