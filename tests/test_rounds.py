@@ -68,7 +68,8 @@ def rounds(tmp_path_factory):
     out = tmp_path_factory.mktemp("rounds") / "run"
     first = run(out, "--round", "0")
     second = run(out, "--round", "1")
-    return out, first, second
+    yield out, first, second
+    shutil.rmtree(out.parent, ignore_errors=True)  # hundreds of MB of videos and models: freed when the module ends
 
 
 def test_rounds_save_artifacts_that_load_back(rounds):
@@ -252,7 +253,8 @@ def ddp_round_one(rounds, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("ddp") / "run"
     done = _launch_round_one(rounds, run_dir, "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                              "--mixed_precision", "no", "--dynamo_backend", "no")
-    return run_dir, done
+    yield run_dir, done
+    shutil.rmtree(run_dir.parent, ignore_errors=True)
 
 
 def test_two_processes_relabel_and_score_their_shares_like_one(rounds, ddp_round_one):

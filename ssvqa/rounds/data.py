@@ -17,6 +17,7 @@ agreement 0.73 with the teacher, 0.41 after relabelling by its round-0 ranker).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ssvqa.io import atomic_write_bytes, atomic_write_json
@@ -118,6 +119,8 @@ def make_round_dataset(args, training_args, model_args, base: str, root: Path, d
     if state.is_main_process:
         _save_round_dataset(args, pairs, dataset_dir, decision)
     state.wait_for_everyone()
+    if state.is_main_process:  # the datasets cache under the run's root holds arrow copies of every input pair
+        shutil.rmtree(root / ".cache", ignore_errors=True)  # dataset (a few per round); the round's dataset is saved
 
 
 def relabel_decision(args: RoundArguments, training_args, root: Path, pairs: dict, state) -> dict | None:
