@@ -79,6 +79,7 @@ def test_rounds_save_artifacts_that_load_back(rounds):
     from ssvqa.pairs.dataset import load_pairs
 
     out, first, second = rounds
+    assert not (out / ".cache").exists() and not (out / "round-1" / ".cache").exists()  # datasets caches: copies, freed
     for k, report in enumerate((first, second)):
         here = out / f"round-{k}"
         assert json.loads((here / "report.json").read_text()) == report
