@@ -296,3 +296,22 @@ def test_confidence_loss_matches_a_hand_computation(pairs, tiny_models, tmp_path
     weight = alpha * 0.5
     assert float(loss) == pytest.approx((1 - weight) * ce + weight * entropy, rel=1e-4)
     assert float(loss) != pytest.approx(ce, rel=1e-4), "the entropy term must change the loss"
+
+
+def test_heldout_figures_per_type_add_up_to_one_evaluation_of_all_pairs(pairs, tiny_models, tmp_path):
+    """A round evaluates its held-out pairs once, type by type; the overall figures it reports are
+    the ones a single evaluation of all the pairs gives."""
+    from ssvqa.rounds.run import evaluate_heldout, pair_type
+
+    trainer = RankTrainer(model=str(tiny_models["qwen2_5_vl"]), args=_args(tmp_path, swap_augmentation=True),
+                          train_dataset=pairs, eval_dataset=pairs)
+    figures = evaluate_heldout(trainer)
+    whole = trainer.evaluate()
+    assert figures["heldout_pairs"] == len(pairs)
+    assert figures["heldout_pair_accuracy"] == pytest.approx(whole["eval_mirrored_pair_accuracy"])
+    assert figures["heldout_pair_accuracy_single_order"] == pytest.approx(whole["eval_pair_accuracy"])
+    kinds = [pair_type(row) for row in pairs.select_columns(["provenance"])]
+    assert set(figures["heldout_pair_accuracy_by_type"]) == set(kinds) and len(set(kinds)) >= 2
+    for kind, accuracy in figures["heldout_pair_accuracy_by_type"].items():
+        alone = trainer.evaluate(eval_dataset=pairs.select([i for i, k in enumerate(kinds) if k == kind]))
+        assert accuracy == pytest.approx(alone["eval_mirrored_pair_accuracy"])

@@ -89,14 +89,7 @@ def run_round(args: RoundArguments, training_args, model_args) -> dict[str, Any]
     if heldout is not None:
         if state.is_main_process:
             print(f"[eval] pair accuracy on {len(heldout)} held-out pairs", flush=True)
-        metrics = trainer.evaluate()
-        # both orders averaged (swap augmentation), as relabelling and scoring ask the ranker; else single order
-        figures["heldout_pair_accuracy"] = metrics.get("eval_mirrored_pair_accuracy", metrics.get("eval_pair_accuracy"))
-        figures["heldout_pair_accuracy_single_order"] = metrics.get("eval_pair_accuracy")
-        figures["heldout_pairs"] = len(heldout)
-        by_type = heldout_accuracy_by_type(trainer)
-        if by_type:
-            figures["heldout_pair_accuracy_by_type"] = by_type
+        figures.update(evaluate_heldout(trainer))
     trainer.save_model(str(here / "model"))
     state.wait_for_everyone()
     benchmarks = score_round(args, training_args, trainer, here, state)  # every process scores a share
@@ -140,24 +133,50 @@ def pair_type(row) -> str | None:
     return str(kind) if kind else None
 
 
-def heldout_accuracy_by_type(trainer) -> dict[str, float]:
-    """Held-out pair accuracy per distortion type (the ``distortion`` of each pair's provenance;
-    pairs without one are left out): one evaluation per type on its pairs of the trainer's
-    ``eval_dataset``. Empty when the pairs are of one type or none."""
-    heldout = trainer.eval_dataset
-    groups: dict[str, list[int]] = {}
-    for i, provenance in enumerate(heldout["provenance"]):
-        kind = pair_type({"provenance": provenance})
-        if kind:
-            groups.setdefault(kind, []).append(i)
-    if len(groups) < 2:
-        return {}
+def evaluate_heldout(trainer) -> dict[str, Any]:
+    """Held-out pair accuracy of the trainer's ``eval_dataset``, overall and per distortion type.
+
+    ``heldout_pair_accuracy`` is the mirrored accuracy (both orders averaged, as relabelling and
+    scoring ask the ranker) where the trainer records it, else the single-order one, which is
+    ``heldout_pair_accuracy_single_order``. With pairs of two or more types (each pair's provenance
+    ``distortion``), ``heldout_pair_accuracy_by_type`` has one figure per type, and when every pair
+    has a type the pairs are evaluated once, type by type: the overall figures are the types'
+    accuracies weighted by their decided pairs (``prob != 0.5``, the ones accuracy counts), which
+    is what one evaluation of all the pairs gives.
+    """
     from ssvqa.console import without_progress
 
+    heldout = trainer.eval_dataset
+    kinds = [pair_type({"provenance": provenance}) for provenance in heldout["provenance"]]
+    groups: dict[str, list[int]] = {}
+    for i, kind in enumerate(kinds):
+        if kind:
+            groups.setdefault(kind, []).append(i)
+    figures: dict[str, Any] = {"heldout_pairs": len(heldout)}
+    if len(groups) < 2 or None in kinds:
+        metrics = trainer.evaluate()
+        figures["heldout_pair_accuracy"] = metrics.get("eval_mirrored_pair_accuracy", metrics.get("eval_pair_accuracy"))
+        figures["heldout_pair_accuracy_single_order"] = metrics.get("eval_pair_accuracy")
+        if len(groups) < 2:
+            return figures
+    probs = heldout["prob"]
+    by_type, totals = {}, {"mirrored": [0.0, 0], "single": [0.0, 0]}
     with without_progress(trainer):
-        by_type = {kind: trainer.evaluate(eval_dataset=heldout.select(rows), metric_key_prefix="eval_type")
-                   for kind, rows in sorted(groups.items())}
-    return {kind: metrics.get("eval_mirrored_pair_accuracy", metrics.get("eval_pair_accuracy")) for kind, metrics in by_type.items()}
+        for kind, rows in sorted(groups.items()):
+            metrics = trainer.evaluate(eval_dataset=heldout.select(rows), metric_key_prefix="eval_type")
+            decided = sum(probs[i] != 0.5 for i in rows)
+            for key, name in (("mirrored", "eval_mirrored_pair_accuracy"), ("single", "eval_pair_accuracy")):
+                if name in metrics:
+                    totals[key][0] += metrics[name] * decided
+                    totals[key][1] += decided
+            by_type[kind] = metrics.get("eval_mirrored_pair_accuracy", metrics.get("eval_pair_accuracy"))
+    figures["heldout_pair_accuracy_by_type"] = by_type
+    if "heldout_pair_accuracy" not in figures:  # every pair has a type: the overall figures from the types'
+        single = totals["single"][0] / totals["single"][1] if totals["single"][1] else None
+        mirrored = totals["mirrored"][0] / totals["mirrored"][1] if totals["mirrored"][1] else None
+        figures["heldout_pair_accuracy"] = mirrored if mirrored is not None else single
+        figures["heldout_pair_accuracy_single_order"] = single
+    return figures
 
 
 def last_complete_checkpoint(folder: Path, remove_incomplete: bool = False) -> str | None:
