@@ -303,8 +303,10 @@ def test_heldout_figures_per_type_add_up_to_one_evaluation_of_all_pairs(pairs, t
     the ones a single evaluation of all the pairs gives."""
     from ssvqa.rounds.run import evaluate_heldout, pair_type
 
-    trainer = RankTrainer(model=str(tiny_models["qwen2_5_vl"]), args=_args(tmp_path, swap_augmentation=True),
-                          train_dataset=pairs, eval_dataset=pairs)
+    # One pair per batch (with its swap: the same length): no padding, so a pair's answer does not
+    # depend on its batch-mates; the untrained model's preferences sit near 0.5, where it would.
+    trainer = RankTrainer(model=str(tiny_models["qwen2_5_vl"]), train_dataset=pairs, eval_dataset=pairs,
+                          args=_args(tmp_path, swap_augmentation=True, per_device_eval_batch_size=1))
     figures = evaluate_heldout(trainer)
     whole = trainer.evaluate()
     assert figures["heldout_pairs"] == len(pairs)

@@ -142,7 +142,7 @@ def evaluate_heldout(trainer) -> dict[str, Any]:
     ``distortion``), ``heldout_pair_accuracy_by_type`` has one figure per type, and when every pair
     has a type the pairs are evaluated once, type by type: the overall figures are the types'
     accuracies weighted by their decided pairs (``prob != 0.5``, the ones accuracy counts), which
-    is what one evaluation of all the pairs gives.
+    is what one evaluation of all the pairs gives (to rounding: batches of other pairs pad otherwise).
     """
     from ssvqa.console import without_progress
 
