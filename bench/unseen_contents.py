@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--contents", type=int, default=24)
     parser.add_argument("--corpus-seed", type=int, default=7)
     parser.add_argument("--types", nargs="+", default=TYPES)
+    parser.add_argument("--clip-seconds", type=float, default=2.0, help="length of the rendered contents (the demo's clip_seconds)")
     parser.add_argument("--data", default="/tmp/ssvqa-unseen-contents")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
@@ -44,7 +45,8 @@ def main() -> None:
     from ssvqa.prompts import level_token_ids
 
     data = argparse.Namespace(data=args.data, train_contents=0, test_contents=args.contents, corpus_seed=args.corpus_seed,
-                              num_frames=4, max_pixels=112 * 112, sampling="resize", types=args.types)
+                              num_frames=4, max_pixels=112 * 112, sampling="resize", types=args.types,
+                              clip_seconds=args.clip_seconds)
     _, clips, frames = learn_mix.prepare(data)
     report = {}
     for folder in args.models:

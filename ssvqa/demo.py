@@ -37,6 +37,7 @@ class DemoArguments:
     corpus_clips: int = field(default=16, metadata={"help": "generate_data: source clips for distortion pairs."})
     pool_clips: int = field(default=16, metadata={"help": "generate_data: source clips of the pseudo-label pool."})
     heldout_clips: int = field(default=8, metadata={"help": "generate_data: source clips of the held-out scored set."})
+    clip_seconds: float = field(default=2.0, metadata={"help": "generate_data: length of every generated clip (training samples num_frames of it)."})
     versions_per_clip: int = field(default=3, metadata={"help": "generate_data: graded versions of each pool/held-out clip."})
     distortion_types: list[str] = field(default_factory=lambda: ["gaussian_blur", "downscale"], metadata={"help": "generate_data: distortion types."})
     teachers: list[str] = field(default_factory=lambda: ["classical"], metadata={"help": "generate_data: teachers of the pseudo-label pairs."})
@@ -80,7 +81,7 @@ def generate_data(args: DemoArguments, data_dir: Path, seed: int = 0) -> dict[st
     from ssvqa.pairs import build_distortion_pairs, build_pseudo_pairs
 
     total = args.corpus_clips + args.pool_clips + args.heldout_clips
-    clips = make_corpus(data_dir / "corpus", num_clips=total, seed=seed)
+    clips = make_corpus(data_dir / "corpus", num_clips=total, seed=seed, duration=args.clip_seconds)
     train_clips = clips[: args.corpus_clips]
     pool_clips = clips[args.corpus_clips : args.corpus_clips + args.pool_clips]
     heldout_clips = clips[args.corpus_clips + args.pool_clips :]
