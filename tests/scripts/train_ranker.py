@@ -4,6 +4,7 @@
         --dynamo_backend no tests/scripts/train_ranker.py MODEL_DIR DATASET_DIR OUTPUT_DIR
 """
 
+import gc
 import json
 import sys
 
@@ -28,6 +29,10 @@ def main(model_dir: str, dataset_dir: str, output_dir: str) -> None:
     if trainer.is_world_process_zero():
         summary = {"world_size": trainer.args.world_size, "eval": metrics, "steps": trainer.state.global_step}
         print("RESULT " + json.dumps(summary))
+    # The trainer's DDP wrapper holds the process group: freed after destroy_process_group (when main
+    # returns), its gloo teardown waited forever on the other rank in about one run in ten under load.
+    del trainer
+    gc.collect()
     if dist.is_initialized():
         # Both ranks meet before teardown: a rank that reaches destroy_process_group while the other is
         # still writing can leave gloo waiting forever; without teardown about one run in five aborts.
