@@ -62,11 +62,11 @@ def prepare(args) -> tuple[list[str], list[str], dict]:
     from ssvqa.video import decode_frames
 
     data = Path(args.data)
+    seconds = getattr(args, "clip_seconds", 2.0)  # bench/unseen_contents.py sets it; this script's clips last 2 s
     clips = make_corpus(data / "corpus", num_clips=args.train_contents + args.test_contents, seed=args.corpus_seed,
-                        duration=getattr(args, "clip_seconds", 2.0))
+                        duration=seconds)
     names = [c.stem for c in clips]
     sampling = "" if args.sampling == "resize" else f"-{args.sampling}"
-    seconds = getattr(args, "clip_seconds", 2.0)
     length = "" if seconds == 2.0 else f"-{seconds:g}s"
     cache_file = data / f"frames-{args.num_frames}-{args.max_pixels}-{len(clips)}-{'-'.join(sorted(args.types))}{sampling}{length}-seeded.pt"
     if cache_file.exists():

@@ -153,30 +153,35 @@ def evaluate_heldout(trainer) -> dict[str, Any]:
         if kind:
             groups.setdefault(kind, []).append(i)
     figures: dict[str, Any] = {"heldout_pairs": len(heldout)}
-    if len(groups) < 2 or None in kinds:
-        metrics = trainer.evaluate()
-        figures["heldout_pair_accuracy"] = metrics.get("eval_mirrored_pair_accuracy", metrics.get("eval_pair_accuracy"))
+
+    def accuracy(metrics: dict[str, float]) -> None:
+        figures["heldout_pair_accuracy"] = _pair_accuracy(metrics)
         figures["heldout_pair_accuracy_single_order"] = metrics.get("eval_pair_accuracy")
+
+    if len(groups) < 2 or None in kinds:
+        accuracy(trainer.evaluate())
         if len(groups) < 2:
             return figures
     probs = heldout["prob"]
-    by_type, totals = {}, {"mirrored": [0.0, 0], "single": [0.0, 0]}
+    by_type, sums, weight = {}, {}, 0
     with without_progress(trainer):
         for kind, rows in sorted(groups.items()):
             metrics = trainer.evaluate(eval_dataset=heldout.select(rows), metric_key_prefix="eval_type")
             decided = sum(probs[i] != 0.5 for i in rows)
-            for key, name in (("mirrored", "eval_mirrored_pair_accuracy"), ("single", "eval_pair_accuracy")):
+            weight += decided
+            for name in ("eval_mirrored_pair_accuracy", "eval_pair_accuracy"):
                 if name in metrics:
-                    totals[key][0] += metrics[name] * decided
-                    totals[key][1] += decided
-            by_type[kind] = metrics.get("eval_mirrored_pair_accuracy", metrics.get("eval_pair_accuracy"))
+                    sums[name] = sums.get(name, 0.0) + metrics[name] * decided
+            by_type[kind] = _pair_accuracy(metrics)
     figures["heldout_pair_accuracy_by_type"] = by_type
     if "heldout_pair_accuracy" not in figures:  # every pair has a type: the overall figures from the types'
-        single = totals["single"][0] / totals["single"][1] if totals["single"][1] else None
-        mirrored = totals["mirrored"][0] / totals["mirrored"][1] if totals["mirrored"][1] else None
-        figures["heldout_pair_accuracy"] = mirrored if mirrored is not None else single
-        figures["heldout_pair_accuracy_single_order"] = single
+        accuracy({name: total / weight for name, total in sums.items()} if weight else {})
     return figures
+
+
+def _pair_accuracy(metrics: dict[str, float]) -> float | None:
+    """Both orders averaged where the trainer recorded it (swap augmentation), else single order."""
+    return metrics.get("eval_mirrored_pair_accuracy", metrics.get("eval_pair_accuracy"))
 
 
 def last_complete_checkpoint(folder: Path, remove_incomplete: bool = False) -> str | None:
