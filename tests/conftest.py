@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -46,6 +47,13 @@ def make_video(
         cmd[-1:-1] = ["-x265-params", "log-level=none"]
     subprocess.run(cmd, check=True)
     return path
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that must see Ctrl-C as a terminal would: SIGINT at its default,
+    whatever the test process inherited (a child of a process that ignores SIGINT ignores it too,
+    and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:

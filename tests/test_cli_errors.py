@@ -133,13 +133,9 @@ def test_score_names_odd_entries_with_their_reason(folder, tmp_path, capsys):
         assert reason in errors[name]
 
 
-def _default_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.parametrize("num_proc", [1, 2])
 def test_ctrl_c_ends_in_one_line_and_exit_130_then_the_rerun_resumes(tmp_path, num_proc):
-    from conftest import make_video
+    from conftest import default_sigint, make_video
 
     folder = tmp_path / "videos"  # four sources: when the first is done, one has not even started
     for i, source in enumerate(["testsrc2", "mandelbrot", "smptebars", "rgbtestsrc"]):
@@ -147,11 +143,10 @@ def test_ctrl_c_ends_in_one_line_and_exit_130_then_the_rerun_resumes(tmp_path, n
     out = tmp_path / "pairs"
     command = [sys.executable, "-m", "dataset_builders.distortion_pairs", str(folder), "-o", str(out), *FAST,
                "--num-proc", str(num_proc)]
-    # Its own process group, as a terminal's foreground job: Ctrl-C reaches the group (workers, ffmpeg).
-    # Ctrl-C at its default, as in a terminal, whatever this test process inherited (a child of a
-    # process that ignores SIGINT ignores it too, and Python then never raises KeyboardInterrupt).
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches the group (workers, ffmpeg),
+    # with SIGINT at its default as in a terminal.
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, preexec_fn=_default_sigint)
+                               start_new_session=True, preexec_fn=default_sigint)
     done = out / ".work" / "done"
     deadline = time.monotonic() + 120
     while not (done.is_dir() and any(done.glob("*.json"))):

@@ -67,6 +67,8 @@ def read_rows(folder: Path) -> dict[str, list[dict]]:
 
 def faulty_ffmpeg(monkeypatch, fault: str) -> list[int]:
     """Make the ffmpeg that renders FAULTY fail with ``fault``; returns its exit statuses."""
+    from conftest import default_sigint
+
     real_run = subprocess.run
     statuses: list[int] = []
 
@@ -79,9 +81,8 @@ def faulty_ffmpeg(monkeypatch, fault: str) -> list[int]:
             result = real_run(cmd, *args, **kwargs)
         else:
             kwargs.pop("capture_output")
-            # SIGINT at its default in ffmpeg, whatever this test process inherited
             child = subprocess.Popen(cmd, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
+                                     preexec_fn=default_sigint, **kwargs)
             child.send_signal(signal.SIGKILL if fault == "kill" else signal.SIGINT)
             out, err = child.communicate()
             result = subprocess.CompletedProcess(cmd, child.returncode, out, err)
