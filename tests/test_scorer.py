@@ -310,7 +310,9 @@ def test_segments_share_batches_with_the_videos(world, compare_calls):
     results, _ = scorer.score_details([video], segments=0.5)
     assert len(results[str(video)].segments) == 2
     assert compare_calls == [3 * 3]
-    assert results[str(video)].score == pytest.approx(scorer.score([video])[0], abs=1e-9)
+    # float32 logits: here the video's comparisons share a batch with its segments, there they run alone, and
+    # matrix products of other shapes round differently (3e-7 on a score of 42 on one CPU): float32's precision
+    assert results[str(video)].score == pytest.approx(scorer.score([video])[0], rel=1e-6)
 
 
 def test_score_command_with_segments(world, tmp_path, capsys):
