@@ -42,6 +42,8 @@ class DemoArguments:
     distortion_types: list[str] = field(default_factory=lambda: ["gaussian_blur", "downscale"], metadata={"help": "generate_data: distortion types."})
     teachers: list[str] = field(default_factory=lambda: ["classical"], metadata={"help": "generate_data: teachers of the pseudo-label pairs."})
     pseudo_pairs_per_video: int = field(default=4, metadata={"help": "generate_data: pseudo pairs per pool video."})
+    graded_versions_per_clip: int = field(default=0, metadata={"help": "generate_data: graded versions (random levels and types, as the pool's) of each training clip of the distortion pairs, paired across contents by their known level (origin mos, all train; set eval_origins: [distortion] to keep them out of the warm start). 0 makes none; measured on one seed only (recipes/tiny/README.md)."})
+    graded_pairs_per_video: int = field(default=4, metadata={"help": "generate_data: pairs per graded training video."})
 
 
 def prepare_world(demo: DemoArguments, round_args, training_args) -> None:
@@ -70,6 +72,14 @@ def generate_data(args: DemoArguments, data_dir: Path, seed: int = 0) -> dict[st
       (:func:`ssvqa.corpus.make_graded_pool`) -> ``pseudo-pairs/`` labelled by the teachers
       (all pool videos are training data; the teachers never see the hidden quality);
     * ``heldout/``: graded versions of yet other clips, the scored set for SRCC;
+    * with ``graded_versions_per_clip``: ``graded/``, graded versions of the distortion pairs'
+      *training* contents (the test split's never) -> ``graded-pairs/``: pairs of two videos,
+      mostly of different contents, labelled by their known levels (:func:`ssvqa.pairs.build_mos_pairs`
+      on ``mos = 100 (1 - level / 4)``, origin ``mos``, all in train). Distortion pairs only ever
+      compare two versions of one content; scoring against anchors and relabelling the pool compare
+      different contents. The labels rest on the catalogue's calibration across types (a level is a
+      similar SSIM loss), the same scale the pool's hidden quality uses -- the demo's stand-in for a
+      little human-labelled data (MOS pairs), never the pool's or the held-out set's own labels;
     * ``anchors/``: one version of each of five training clips, at levels 0-4 in turn (each a
       random type of ``distortion_types``): the scores' anchors span quality, contents and types.
 
@@ -104,17 +114,43 @@ def generate_data(args: DemoArguments, data_dir: Path, seed: int = 0) -> dict[st
         # every pool video trains: the pool has no test split (held-out accuracy uses exact labels)
         build_pseudo_pairs(videos, pseudo_dir, teachers=args.teachers, max_pairs_per_video=args.pseudo_pairs_per_video,
                            test_fraction=0.0, seed=seed, progress=False)
+    datasets = [str(distortion_dir), str(pseudo_dir)]
+    if args.graded_versions_per_clip:
+        datasets.append(str(_graded_pairs(args, train_clips, distortion_dir, data_dir, seed)))
     # every level of every held-out clip: the scores of each clip's ladder should fall with severity
     heldout = make_graded_pool(heldout_clips, data_dir / "heldout", types=args.distortion_types,
                                versions_per_source=5, seed=seed + 2)
     anchor_clips = train_clips[:5]
     spread = [round(4 * i / max(1, len(anchor_clips) - 1)) for i in range(len(anchor_clips))]  # levels 0..4
     anchors = make_graded_pool(anchor_clips, data_dir / "anchors", types=args.distortion_types, levels=spread, seed=seed + 3)
-    return {"pair_datasets": [str(distortion_dir), str(pseudo_dir)], "benchmarks": [str(heldout)],
+    return {"pair_datasets": datasets, "benchmarks": [str(heldout)],
             "anchors": str(anchors), "hidden_quality": str(pool), "pool": str(data_dir / "pool"),
             "synthetic_sources": str(data_dir / "sources" / "train.txt"), "synthetic_types": list(args.distortion_types),
             "synthetic_max_pixels": 160 * 120}
 
+
+def _graded_pairs(args: DemoArguments, clips: list[Path], distortion_dir: Path, data_dir: Path, seed: int) -> Path:
+    """``graded-pairs/``: graded versions of those ``clips`` that are training contents of the
+    distortion pairs (named in their train split's provenance), paired by level."""
+    import pyarrow.parquet as pq
+
+    from ssvqa.corpus import make_graded_pool
+    from ssvqa.pairs import build_mos_pairs
+
+    folder = data_dir / "graded-pairs"
+    if (folder / "README.md").exists():
+        return folder
+    provenance = [json.loads(p) for path in sorted((distortion_dir / "data").glob("train-*.parquet"))
+                  for p in pq.read_table(path, columns=["provenance"]).column("provenance").to_pylist()]
+    names = {Path(p["source"]).name for p in provenance}
+    sources = [clip for clip in clips if clip.name in names]  # the training contents only; our own files, not the rows' paths
+    print(f"[data] graded versions of {len(sources)} training clips, pairs across contents -> {folder}", flush=True)
+    quality = make_graded_pool(sources, data_dir / "graded", types=args.distortion_types,
+                               versions_per_source=args.graded_versions_per_clip, seed=seed + 4)
+    # versions of one source share the name's index: their group keeps a content's versions together
+    build_mos_pairs(str(quality), folder, pairs_per_video=args.graded_pairs_per_video, content_regex=r"^(\d+)-",
+                    test_fraction=0.0, seed=seed)
+    return folder
 
 
 def main(argv=None) -> list[dict]:

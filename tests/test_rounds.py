@@ -471,3 +471,33 @@ def test_relabel_only_with_a_ranker_that_beats_the_labels_source(rounds, tmp_pat
     before, after = load_pairs(copy / "round-0" / "dataset")["train"], load_pairs(copy / "round-1" / "dataset")["train"]
     assert after["label"] == before["label"] and after["origin"] == before["origin"]
     assert "kept" in (copy / "round-1" / "dataset" / "README.md").read_text()
+
+
+
+def test_graded_pairs_compare_training_contents_only_labelled_by_their_levels(rounds, tmp_path):
+    """The demo's optional cross-content pairs (``graded_versions_per_clip``): graded versions of the
+    distortion pairs' training contents -- never a test content -- each pair labelled the way its
+    two known levels point, all in train."""
+    import csv as csv_module
+
+    from ssvqa.demo import DemoArguments, _graded_pairs
+    from ssvqa.pairs.dataset import load_pairs
+
+    out, _, _ = rounds
+    distortion = load_pairs(out / "data" / "distortion-pairs")
+    contents = {split: {Path(json.loads(p)["source"]).name for p in rows["provenance"]} for split, rows in distortion.items()}
+    assert contents["train"] and contents["test"]
+    clips = sorted((out / "data" / "corpus").glob("*.mp4"))
+    folder = _graded_pairs(DemoArguments(graded_versions_per_clip=3, distortion_types=["exposure", "noise"]), clips,
+                           out / "data" / "distortion-pairs", tmp_path, seed=0)
+    with open(tmp_path / "graded" / "quality.csv", newline="") as handle:
+        quality = {row["name"]: row for row in csv_module.DictReader(handle)}
+    assert {row["content"] for row in quality.values()} == contents["train"]  # every training content, no test one
+
+    graded = load_pairs(folder)
+    assert set(graded) == {"train"} and set(graded["train"]["origin"]) == {"mos"}
+    pairs = [json.loads(p) for p in graded["train"]["provenance"]]
+    assert any(quality[p["name_a"]]["content"] != quality[p["name_b"]]["content"] for p in pairs)
+    for provenance, label in zip(pairs, graded["train"]["label"]):
+        gap = float(quality[provenance["name_b"]]["mos"]) - float(quality[provenance["name_a"]]["mos"])
+        assert (label > 2) == (gap > 0) and (label < 2) == (gap < 0)  # the levels' order, exactly
