@@ -131,19 +131,17 @@ def generate_data(args: DemoArguments, data_dir: Path, seed: int = 0) -> dict[st
 
 def _graded_pairs(args: DemoArguments, clips: list[Path], distortion_dir: Path, data_dir: Path, seed: int) -> Path:
     """``graded-pairs/``: graded versions of those ``clips`` that are training contents of the
-    distortion pairs (named in their train split's provenance), paired by level."""
-    import pyarrow.parquet as pq
-
+    distortion pairs (their content id, the clip's hash, is in the train split), paired by level."""
     from ssvqa.corpus import make_graded_pool
     from ssvqa.pairs import build_mos_pairs
+    from ssvqa.pairs.card import summarize
+    from ssvqa.video import content_hash
 
     folder = data_dir / "graded-pairs"
     if (folder / "README.md").exists():
         return folder
-    provenance = [json.loads(p) for path in sorted((distortion_dir / "data").glob("train-*.parquet"))
-                  for p in pq.read_table(path, columns=["provenance"]).column("provenance").to_pylist()]
-    names = {Path(p["source"]).name for p in provenance}
-    sources = [clip for clip in clips if clip.name in names]  # the training contents only; our own files, not the rows' paths
+    train = summarize(distortion_dir).contents.get("train", set())
+    sources = [clip for clip in clips if content_hash(clip)[:16] in train]  # the distortion builder's content id
     print(f"[data] graded versions of {len(sources)} training clips, pairs across contents -> {folder}", flush=True)
     quality = make_graded_pool(sources, data_dir / "graded", types=args.distortion_types,
                                versions_per_source=args.graded_versions_per_clip, seed=seed + 4)

@@ -473,13 +473,10 @@ def test_relabel_only_with_a_ranker_that_beats_the_labels_source(rounds, tmp_pat
     assert "kept" in (copy / "round-1" / "dataset" / "README.md").read_text()
 
 
-
 def test_graded_pairs_compare_training_contents_only_labelled_by_their_levels(rounds, tmp_path):
     """The demo's optional cross-content pairs (``graded_versions_per_clip``): graded versions of the
     distortion pairs' training contents -- never a test content -- each pair labelled the way its
     two known levels point, all in train."""
-    import csv as csv_module
-
     from ssvqa.demo import DemoArguments, _graded_pairs
     from ssvqa.pairs.dataset import load_pairs
 
@@ -491,7 +488,7 @@ def test_graded_pairs_compare_training_contents_only_labelled_by_their_levels(ro
     folder = _graded_pairs(DemoArguments(graded_versions_per_clip=3, distortion_types=["exposure", "noise"]), clips,
                            out / "data" / "distortion-pairs", tmp_path, seed=0)
     with open(tmp_path / "graded" / "quality.csv", newline="") as handle:
-        quality = {row["name"]: row for row in csv_module.DictReader(handle)}
+        quality = {row["name"]: row for row in csv.DictReader(handle)}
     assert {row["content"] for row in quality.values()} == contents["train"]  # every training content, no test one
 
     graded = load_pairs(folder)
