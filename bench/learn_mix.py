@@ -62,8 +62,9 @@ def prepare(args) -> tuple[list[str], list[str], dict]:
     from ssvqa.video import decode_frames
 
     data = Path(args.data)
-    seconds = getattr(args, "clip_seconds", 2.0)  # bench/unseen_contents.py sets it; this script's clips last 2 s
-    clips = make_corpus(data / "corpus", num_clips=args.train_contents + args.test_contents, seed=args.corpus_seed,
+    seconds = args.clip_seconds
+    extra = getattr(args, "extra_train_contents", 0)
+    clips = make_corpus(data / "corpus", num_clips=args.train_contents + args.test_contents + extra, seed=args.corpus_seed,
                         duration=seconds)
     names = [c.stem for c in clips]
     sampling = "" if args.sampling == "resize" else f"-{args.sampling}"
@@ -90,8 +91,10 @@ def prepare(args) -> tuple[list[str], list[str], dict]:
                 for lv in range(1, 5):
                     frames[(clip.stem, t, lv)] = decoded[f"{t}-{lv}"]
         torch.save(frames, cache_file)
-    # contents are split by index, so the test contents are the same whatever the types
-    return names[: args.train_contents], names[args.train_contents :], frames
+    # contents are split by index, so the test contents are the same whatever the types; the extra
+    # training contents come after them (the corpus keeps its earlier clips when it grows)
+    test_end = args.train_contents + args.test_contents
+    return names[: args.train_contents] + names[test_end:], names[args.train_contents : test_end], frames
 
 
 def pair_row(frames, clip, kind, first, second):
@@ -222,7 +225,10 @@ def main():
     parser.add_argument("--types", nargs="+", default=["h264", "gaussian_blur", "noise", "downscale", "exposure"])
     parser.add_argument("--train-contents", type=int, default=40)
     parser.add_argument("--test-contents", type=int, default=8)
+    parser.add_argument("--extra-train-contents", type=int, default=0,
+                        help="more training contents, drawn after the test contents: the test set stays the same")
     parser.add_argument("--corpus-seed", type=int, default=0)
+    parser.add_argument("--clip-seconds", type=float, default=2.0, help="length of the corpus clips (the demo's clip_seconds: 1)")
     parser.add_argument("--steps", type=int, default=450, help="pair-training steps (0: the warm start only)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -239,6 +245,12 @@ def main():
                         help="one cosine head for all pairs, or one per distortion type (warm_start_vision's group_of)")
     parser.add_argument("--losses", nargs="+", default=["ce"], choices=LOSSES,
                         help="train once per loss, each from the same start (after the same warm start) on the same pairs")
+    parser.add_argument("--flip", action="store_true",
+                        help="pair training only: flip both videos of a pair the same way (left-right, up-down, each at random), "
+                             "more views of the same training contents")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="also evaluate an exponential moving average of the weights (this decay, e.g. 0.99) at every "
+                             "evaluation: the same run, read through averaged weights")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=0)
     parser.add_argument("--data", default="/tmp/learn-research/data")
@@ -259,10 +271,18 @@ def main():
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
 
+    flips = random.Random(args.seed + 1000)  # its own stream: the pairs drawn are the same with or without --flip
+    flipping = []  # the warm start's rows are never flipped; the pair training's are with --flip
+
     def sample_pair():
         clip, kind = rng.choice(train_clips), rng.choice(args.types)
         first, second = rng.sample(range(5), 2)
-        return pair_row(frames, clip, kind, first, second)
+        row = pair_row(frames, clip, kind, first, second)
+        if flipping:  # the same flip for both videos of the pair: a new view of the content, the same quality
+            dims = [d for d, p in ((-1, flips.random()), (-2, flips.random())) if p < 0.5]
+            if dims:
+                row = {**row, "a": row["a"].flip(dims), "b": row["b"].flip(dims)}
+        return row
 
     report = {"args": vars(args), "prepare_seconds": prepared}
     if args.warm_start_steps:
@@ -279,6 +299,8 @@ def main():
         print(f"after warm start ({time.time() - t0:.0f} s): head held-out {json.dumps(report['warm_start']['head_heldout'])}", flush=True)
 
     start_weights = {k: v.clone() for k, v in model.state_dict().items()}
+    if args.flip:
+        flipping.append(True)
     start_rng, start_torch = rng.getstate(), torch.get_rng_state()
     for loss_kind in args.losses if args.steps else []:  # --steps 0: the warm start's figures only
         model.load_state_dict(start_weights)
@@ -309,6 +331,7 @@ def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kin
     schedule = get_cosine_schedule_with_warmup(optimizer, 10, args.steps)
     weights = torch.tensor(LEVEL_WEIGHTS)
     model.train()
+    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()} if args.ema else None
     t1, losses, accs, mirrored_accs, curve, grad_norms = time.time(), [], [], [], [], []
     for step in range(1, args.steps + 1):
         rows = [sample_pair() for _ in range(args.batch)]
@@ -322,6 +345,11 @@ def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kin
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm or float("inf")))
         optimizer.step()
         schedule.step()
+        if ema is not None:
+            with torch.no_grad():
+                for k, v in model.state_dict().items():
+                    if v.is_floating_point():
+                        ema[k].mul_(args.ema).add_(v.float(), alpha=1 - args.ema)
         with torch.no_grad():
             pref = logits.softmax(-1) @ weights
             n = args.batch
@@ -341,6 +369,14 @@ def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kin
                      "heldout_mirrored": heldout}
             if final:
                 point["heldout"] = evaluate(model, processor, level_ids, frames, test_clips, args.types)
+            if ema is not None:
+                current = {k: v.clone() for k, v in model.state_dict().items()}
+                model.load_state_dict({k: ema[k].to(v.dtype) for k, v in current.items()})
+                point["heldout_mirrored_ema"] = evaluate(model, processor, level_ids, frames, test_clips, args.types, mirrored=True)
+                model.load_state_dict(current)
+                model.train()
+                print(f"[{loss_kind}] step {step} EMA {args.ema}: held-out mirrored " + " ".join(
+                    f"{k} {v['pair_accuracy']:.2f}/{v['ladder_srcc']:.2f}" for k, v in point["heldout_mirrored_ema"].items()), flush=True)
             curve.append(point)
             print(f"[{loss_kind}] step {step} ({time.time() - t1:.0f} s): loss {point['train_loss']:.3f} grad norm "
                   f"{point['grad_norm']:.2f} train acc "
