@@ -245,9 +245,6 @@ def main():
                         help="one cosine head for all pairs, or one per distortion type (warm_start_vision's group_of)")
     parser.add_argument("--losses", nargs="+", default=["ce"], choices=LOSSES,
                         help="train once per loss, each from the same start (after the same warm start) on the same pairs")
-    parser.add_argument("--flip", action="store_true",
-                        help="pair training only: flip both videos of a pair the same way (left-right, up-down, each at random), "
-                             "more views of the same training contents")
     parser.add_argument("--ema", type=float, default=0.0,
                         help="also evaluate an exponential moving average of the weights (this decay, e.g. 0.99) at every "
                              "evaluation: the same run, read through averaged weights")
@@ -271,18 +268,10 @@ def main():
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
 
-    flips = random.Random(args.seed + 1000)  # its own stream: the pairs drawn are the same with or without --flip
-    flipping = []  # the warm start's rows are never flipped; the pair training's are with --flip
-
     def sample_pair():
         clip, kind = rng.choice(train_clips), rng.choice(args.types)
         first, second = rng.sample(range(5), 2)
-        row = pair_row(frames, clip, kind, first, second)
-        if flipping:  # the same flip for both videos of the pair: a new view of the content, the same quality
-            dims = [d for d, p in ((-1, flips.random()), (-2, flips.random())) if p < 0.5]
-            if dims:
-                row = {**row, "a": row["a"].flip(dims), "b": row["b"].flip(dims)}
-        return row
+        return pair_row(frames, clip, kind, first, second)
 
     report = {"args": vars(args), "prepare_seconds": prepared}
     if args.warm_start_steps:
@@ -299,8 +288,6 @@ def main():
         print(f"after warm start ({time.time() - t0:.0f} s): head held-out {json.dumps(report['warm_start']['head_heldout'])}", flush=True)
 
     start_weights = {k: v.clone() for k, v in model.state_dict().items()}
-    if args.flip:
-        flipping.append(True)
     start_rng, start_torch = rng.getstate(), torch.get_rng_state()
     for loss_kind in args.losses if args.steps else []:  # --steps 0: the warm start's figures only
         model.load_state_dict(start_weights)
