@@ -63,8 +63,7 @@ def prepare(args) -> tuple[list[str], list[str], dict]:
 
     data = Path(args.data)
     seconds = args.clip_seconds
-    extra = getattr(args, "extra_train_contents", 0)
-    clips = make_corpus(data / "corpus", num_clips=args.train_contents + args.test_contents + extra, seed=args.corpus_seed,
+    clips = make_corpus(data / "corpus", num_clips=args.train_contents + args.test_contents + args.extra_train_contents, seed=args.corpus_seed,
                         duration=seconds)
     names = [c.stem for c in clips]
     sampling = "" if args.sampling == "resize" else f"-{args.sampling}"

@@ -11,7 +11,7 @@ backwards (accuracy <= 0.2).
 
 It also tests one explanation of the backwards contents, the **contrast cue**: per content, how
 much the type's strongest level changes the frames' global contrast (the standard deviation of
-the luma the model sees, level 4 against level 0), and per type the Spearman correlation of the
+the grey level, the mean of the RGB channels, of the frames the model sees, level 4 against level 0), and per type the Spearman correlation of the
 contents' pair accuracy with that change, with the accuracy on the contents whose contrast the
 distortion raises and on the rest. A ranker that reads global contrast instead of the distortion
 itself orders a ladder right where the distortion lowers contrast and backwards where it raises
@@ -52,7 +52,8 @@ def main() -> None:
 
     from ssvqa.prompts import level_token_ids
 
-    data = argparse.Namespace(data=args.data, train_contents=0, test_contents=args.contents, corpus_seed=args.corpus_seed,
+    data = argparse.Namespace(data=args.data, train_contents=0, test_contents=args.contents, extra_train_contents=0,
+                              corpus_seed=args.corpus_seed,
                               num_frames=4, max_pixels=112 * 112, sampling="resize", types=args.types,
                               clip_seconds=args.clip_seconds)
     _, clips, frames = learn_mix.prepare(data)
@@ -82,7 +83,7 @@ def main() -> None:
 
 
 def contrast_change(frames, clip, kind) -> float:
-    """Relative change of the luma's standard deviation from level 0 to level 4 (frames as the model sees them)."""
+    """Relative change of the grey level's (RGB mean's) standard deviation from level 0 to level 4 (frames as the model sees them)."""
     def contrast(level):
         return float(frames[(clip, kind, level)].float().mean(-3).std())
     return contrast(4) / max(contrast(0), 1e-6) - 1
