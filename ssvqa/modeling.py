@@ -341,12 +341,16 @@ def _disable_cpu_weight_repacking(model) -> int:
 
 
 class _NoKernelsPackageNotice(logging.Filter):
-    """Drops bitsandbytes' warning, at import on AVX512-BF16 CPUs, that the optional ``kernels``
-    package (a Hub-downloaded CPU kernel) is not installed: its own fallback is used, on every run."""
+    """Drops bitsandbytes' warning, at import on AVX512-BF16 CPUs, that its optional Hub-downloaded
+    CPU kernel was not loaded because the ``kernels`` package is missing, or (``kernels`` installed,
+    as transformers >= 5.25 requires) because its repository is not trusted -- ssvqa never trusts
+    remote code unless asked. Its own fallback is used, on every run; other failures still show."""
+
+    EXPECTED = ("No module named 'kernels'", "could not verify publisher trust status")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith("Failed to load CPU gemm_4bit_forward") and "No module named 'kernels'" in message)
+        return not (message.startswith("Failed to load CPU gemm_4bit_forward") and any(e in message for e in self.EXPECTED))
 
 
 # Before bitsandbytes is first imported (it is imported only through this module).

@@ -226,9 +226,13 @@ def test_bitsandbytes_kernels_notice_is_silenced_and_nothing_else():
             ("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure ...", (ModuleNotFoundError("No module named 'kernels'"),)),
             ("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure ...", (RuntimeError("kernel version mismatch"),)),
             ("something else", ()),
+            # kernels installed (transformers >= 5.25 needs it), the Hub repository not trusted: the same fallback
+            ("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure ...",
+             (ValueError("Kernel repository 'kernels-community/quantization-bitsandbytes' could not verify publisher trust status. "
+                         "Set trust_remote_code=True or ..."),)),
         ]
     ]
-    assert [all(f.filter(r) for f in notice.filters) for r in records] == [False, True, True]
+    assert [all(f.filter(r) for f in notice.filters) for r in records] == [False, True, True, False]
 
 
 def test_qlora_keeps_frozen_modules_at_the_load_dtype(saved, pairs):
