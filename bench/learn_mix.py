@@ -13,7 +13,8 @@ loop times only the model; the recipe's Trainer adds decoding on top.
         --steps 450 --warm-start-steps 150 --losses ce mirror_ce --seed 0 --out /tmp/learn-research/runs/ws-s0.json
 
 ``--losses`` trains once per loss (:func:`pair_loss`), each from the same weights after the same
-warm start and on the same pairs, so they compare within one run. Held-out figures are reported
+warm start and on the same pairs, so they compare within one run; so do several ``--lr`` values
+and ``--augments`` (:func:`augment_pair`: the same flip or shift of both videos of a pair). Held-out figures are reported
 for the mirrored answer (both orders averaged, as the rounds' evaluation asks) and, at the end,
 for a single order. ``--sampling fragments`` feeds native-resolution fragments instead of
 resized frames (:func:`fragment_frames`).
@@ -130,6 +131,32 @@ def head_accuracy(model, processor, heads, frames, clips, types):
 
 
 LOSSES = ("ce", "mirror_ce", "mirror_bt", "antisym")
+AUGMENTS = ("none", "flip", "roll", "flip+roll")
+
+
+def augment_pair(kind: str, a: torch.Tensor, b: torch.Tensor, rng: random.Random, block: int = 28):
+    """The same random, quality-preserving change to both videos of a training pair (frames
+    ``(T, 3, H, W)``): ``flip`` mirrors left-right and/or reverses time; ``roll`` shifts the frames
+    cyclically by whole multiples of ``block`` pixels (the 2x2-merged token's 28x28), so every
+    patch keeps its pixels and only the tokens' places change. Tests whether the ranker learns the
+    training contents by where things are instead of how they look."""
+    if kind == "none":
+        return a, b
+    dims = []
+    if "flip" in kind:
+        dims = [d for d, p in ((-1, rng.random()), (0, rng.random())) if p < 0.5]
+    shift = (0, 0)
+    if "roll" in kind:
+        shift = (block * rng.randrange(max(1, a.shape[-2] // block)), block * rng.randrange(max(1, a.shape[-1] // block)))
+
+    def apply(frames):
+        if dims:
+            frames = frames.flip(dims)
+        if shift != (0, 0):
+            frames = frames.roll(shift, dims=(-2, -1))
+        return frames
+
+    return apply(a), apply(b)
 
 
 def pair_loss(kind, logits, target, probs):
@@ -230,7 +257,8 @@ def main():
     parser.add_argument("--clip-seconds", type=float, default=2.0, help="length of the corpus clips (the demo's clip_seconds: 1)")
     parser.add_argument("--steps", type=int, default=450, help="pair-training steps (0: the warm start only)")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, nargs="+", default=[5e-4],
+                        help="learning rate of the pair training (several: one training per value, like --losses)")
     parser.add_argument("--max-grad-norm", type=float, default=0.0,
                         help="clip the gradient norm to this, as Trainer does (its default 1.0); 0: no clipping")
     parser.add_argument("--vision-lr", type=float, default=None, help="learning rate of the vision tower (default: --lr)")
@@ -244,6 +272,9 @@ def main():
                         help="one cosine head for all pairs, or one per distortion type (warm_start_vision's group_of)")
     parser.add_argument("--losses", nargs="+", default=["ce"], choices=LOSSES,
                         help="train once per loss, each from the same start (after the same warm start) on the same pairs")
+    parser.add_argument("--augments", nargs="+", default=["none"], choices=AUGMENTS,
+                        help="train once per augmentation of the pair training (augment_pair), each from the same start "
+                             "on the same pairs, like --losses")
     parser.add_argument("--ema", type=float, default=0.0,
                         help="also evaluate an exponential moving average of the weights (this decay, e.g. 0.99) at every "
                              "evaluation: the same run, read through averaged weights")
@@ -288,11 +319,16 @@ def main():
 
     start_weights = {k: v.clone() for k, v in model.state_dict().items()}
     start_rng, start_torch = rng.getstate(), torch.get_rng_state()
-    for loss_kind in args.losses if args.steps else []:  # --steps 0: the warm start's figures only
+    runs = [(loss, aug, lr) for loss in args.losses for aug in args.augments for lr in args.lr] if args.steps else []
+    for loss_kind, augment, lr in runs:  # --steps 0: the warm start's figures only
         model.load_state_dict(start_weights)
         rng.setstate(start_rng)
         torch.set_rng_state(start_torch)
-        report[loss_kind] = train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kind, args)
+        aug_rng = random.Random(args.seed + 1000)
+        key = loss_kind if augment == "none" else f"{loss_kind}+{augment}"
+        key += f"@{lr:g}" if len(args.lr) > 1 else ""
+        report[key] = train(model, processor, level_ids, frames, test_clips, sample_pair, key, args, lr=lr,
+                            augment=lambda r, augment=augment: r | dict(zip("ab", augment_pair(augment, r["a"], r["b"], aug_rng))))
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(report, indent=1))
@@ -302,9 +338,10 @@ def main():
     print(f"total {time.time() - started:.0f} s", flush=True)
 
 
-def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kind, args) -> dict:
-    """Train from the model as it is with ``loss_kind``; the curve and the final held-out figures
-    (single order and mirrored)."""
+def train(model, processor, level_ids, frames, test_clips, sample_pair, name, args, lr, augment=lambda row: row) -> dict:
+    """Train from the model as it is with the loss ``name`` starts with (``ce+flip``: ce, pairs
+    through ``augment``); the curve and the final held-out figures (single order and mirrored)."""
+    loss_kind = name.split("+")[0].split("@")[0]
     from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
     from ssvqa.warm_start import vision_module
     from transformers import get_cosine_schedule_with_warmup  # after ssvqa (its torchvision shim)
@@ -312,15 +349,15 @@ def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kin
     visual_params = list(vision_module(model).parameters())
     visual_ids = {id(p) for p in visual_params}
     other = [p for p in model.parameters() if id(p) not in visual_ids]
-    optimizer = torch.optim.AdamW([{"params": other, "lr": args.lr},
-                                   {"params": visual_params, "lr": args.vision_lr or args.lr}], weight_decay=0.0)
+    optimizer = torch.optim.AdamW([{"params": other, "lr": lr},
+                                   {"params": visual_params, "lr": args.vision_lr or lr}], weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, 10, args.steps)
     weights = torch.tensor(LEVEL_WEIGHTS)
     model.train()
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()} if args.ema else None
     t1, losses, accs, mirrored_accs, curve, grad_norms = time.time(), [], [], [], [], []
     for step in range(1, args.steps + 1):
-        rows = [sample_pair() for _ in range(args.batch)]
+        rows = [augment(sample_pair()) for _ in range(args.batch)]
         rows += [{"a": r["b"], "b": r["a"], "label": len(LEVELS) - 1 - r["label"], "prob": 1 - r["prob"]} for r in rows]
         logits = level_logits(model, processor, level_ids, rows)
         target = torch.tensor([r["label"] for r in rows])
@@ -361,16 +398,16 @@ def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kin
                 point["heldout_mirrored_ema"] = evaluate(model, processor, level_ids, frames, test_clips, args.types, mirrored=True)
                 model.load_state_dict(current)
                 model.train()
-                print(f"[{loss_kind}] step {step} EMA {args.ema}: held-out mirrored " + " ".join(
+                print(f"[{name}] step {step} EMA {args.ema}: held-out mirrored " + " ".join(
                     f"{k} {v['pair_accuracy']:.2f}/{v['ladder_srcc']:.2f}" for k, v in point["heldout_mirrored_ema"].items()), flush=True)
             curve.append(point)
-            print(f"[{loss_kind}] step {step} ({time.time() - t1:.0f} s): loss {point['train_loss']:.3f} grad norm "
+            print(f"[{name}] step {step} ({time.time() - t1:.0f} s): loss {point['train_loss']:.3f} grad norm "
                   f"{point['grad_norm']:.2f} train acc "
                   f"{point['train_accuracy']:.3f} / mirrored {point['train_accuracy_mirrored']:.3f} | held-out mirrored "
                   + " ".join(f"{k} {v['pair_accuracy']:.2f}/{v['ladder_srcc']:.2f}" for k, v in heldout.items()), flush=True)
     final = curve[-1]["heldout_mirrored"]
     mean = sum(v["pair_accuracy"] for v in final.values()) / len(final)
-    print(f"[{loss_kind}] final mean held-out pair accuracy (mirrored) {mean:.3f}; train {time.time() - t1:.0f} s", flush=True)
+    print(f"[{name}] final mean held-out pair accuracy (mirrored) {mean:.3f}; train {time.time() - t1:.0f} s", flush=True)
     return {"curve": curve, "train_seconds": time.time() - t1, "final": final, "final_single_order": curve[-1]["heldout"],
             "train_loss_per_step": losses, "train_accuracy_per_step": accs}
 
