@@ -35,6 +35,7 @@ class DemoArguments:
 
     generate_data: bool = field(default=False, metadata={"help": "Make the pair datasets under output_dir/data (the embedded CPU default)."})
     corpus_clips: int = field(default=16, metadata={"help": "generate_data: source clips for distortion pairs."})
+    test_fraction: float = field(default=0.25, metadata={"help": "generate_data: share of the distortion pairs' contents held out as their test split (the rounds' held-out pair accuracy draws max_eval_pairs from it)."})
     pool_clips: int = field(default=16, metadata={"help": "generate_data: source clips of the pseudo-label pool."})
     heldout_clips: int = field(default=8, metadata={"help": "generate_data: source clips of the held-out scored set."})
     clip_seconds: float = field(default=2.0, metadata={"help": "generate_data: length of every generated clip (training samples num_frames of it)."})
@@ -103,7 +104,7 @@ def generate_data(args: DemoArguments, data_dir: Path, seed: int = 0) -> dict[st
     if not (distortion_dir / "README.md").exists():
         print(f"[data] distortion pairs of {len(train_clips)} clips -> {distortion_dir}", flush=True)
         build_distortion_pairs(data_dir / "sources" / "train.txt", distortion_dir, types=args.distortion_types,
-                               types_per_source=len(args.distortion_types), test_fraction=0.25, seed=seed,
+                               types_per_source=len(args.distortion_types), test_fraction=args.test_fraction, seed=seed,
                                max_pixels=160 * 120, num_proc=min(4, os.cpu_count() or 1))
     pool = make_graded_pool(pool_clips, data_dir / "pool", types=args.distortion_types,
                             versions_per_source=args.versions_per_clip, seed=seed + 1)

@@ -31,8 +31,8 @@ TINY = ROOT / "recipes" / "tiny" / "round.yaml"
 OVERRIDES = [
     "--corpus_clips", "4", "--pool_clips", "4", "--heldout_clips", "3", "--max_steps", "3", "--first_round_max_steps", "3",
     # 2 s clips: the content split is a hash of each clip's bytes, and these 4 put one content in the
-    # test split (with the recipe's 1 s clips none: no held-out pairs; 80 clips give about 20)
-    "--clip_seconds", "2.0",
+    # test split at a quarter (with the recipe's 1 s clips none: no held-out pairs; its 160 clips at an eighth give about 20)
+    "--clip_seconds", "2.0", "--test_fraction", "0.25",
     "--save_steps", "2", "--tiny_model", "qwen2_5_vl-tiny", "--max_eval_pairs", "8",
     "--per_device_train_batch_size", "2", "--logging_steps", "1", "--vision_warm_start_steps", "2",
     "--distortion_types", "exposure", "noise",
