@@ -283,3 +283,18 @@ def test_byte_identical_sources_are_rendered_once(tmp_path):
     assert {(s["input"], s["reason"].split(" (")[0]) for s in report.skipped} == {
         ("b.mp4", "duplicate of a.mp4"), ("sub.mp4", "duplicate of a.mp4"),
     }
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5])
+def test_bad_test_fraction_fails_before_any_work(sources, tmp_path, fraction):
+    """The pair builders check test_fraction first: nothing is rendered, annotated or written
+    (before, the distortion builder rendered every source and then failed in the split)."""
+    from ssvqa.errors import UsageError
+    from ssvqa.pairs import build_mos_pairs, build_pseudo_pairs
+
+    out = tmp_path / "pairs"
+    for build, inputs in ((build_distortion_pairs, sources), (build_pseudo_pairs, sorted(sources.glob("*.mp4"))),
+                          (build_mos_pairs, sources)):
+        with pytest.raises(UsageError, match=rf"test_fraction must be within \[0, 1\], got {fraction}"):
+            build(inputs, out, test_fraction=fraction)
+        assert not out.exists()

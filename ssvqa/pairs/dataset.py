@@ -45,7 +45,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ssvqa.errors import DatasetRootError
+from ssvqa.errors import DatasetRootError, UsageError
 from ssvqa.hashing import stable_unit
 from ssvqa.io import atomic_path, atomic_write_text
 from ssvqa.labels import LEVELS, level_class_label
@@ -136,9 +136,15 @@ def split_for(content_id: str, test_fraction: float = 0.2, seed: int = 0) -> str
     >>> split_for("abc", 0.0), split_for("abc", 1.0)
     ('train', 'test')
     """
-    if not 0.0 <= test_fraction <= 1.0:
-        raise ValueError(f"test_fraction must be within [0, 1], got {test_fraction}")
+    check_test_fraction(test_fraction)
     return "test" if stable_unit(content_id, seed) < test_fraction else "train"
+
+
+def check_test_fraction(test_fraction: float) -> None:
+    """Raise :class:`~ssvqa.errors.UsageError` (a ``ValueError``) unless ``0 <= test_fraction <= 1``;
+    builders call it before any rendering or annotating, so a bad value costs nothing."""
+    if not 0.0 <= test_fraction <= 1.0:
+        raise UsageError(f"test_fraction must be within [0, 1], got {test_fraction}")
 
 
 def shard_file_name(split: str, shard_index: int, num_shards: int) -> str:

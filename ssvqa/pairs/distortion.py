@@ -76,7 +76,7 @@ from ssvqa.hub import HubPush
 from ssvqa.errors import UsageError, VideoError
 from ssvqa.labels import LEVELS, SIMILAR, level_prob
 from ssvqa.pairs.card import DatasetCardInfo
-from ssvqa.pairs.dataset import PairRow, split_for, write_pair_dataset
+from ssvqa.pairs.dataset import PairRow, check_test_fraction, split_for, write_pair_dataset
 from ssvqa.pairs.report import BuildReport, level_counts
 from ssvqa.pairs.resumable import fingerprint_of, run_resumable
 from ssvqa.pairs.sources import InputItem, gather_inputs
@@ -337,6 +337,7 @@ def build_distortion_pairs(
     dataset is a folder ``datasets.load_dataset(output_dir)`` reads, pushed to ``push_to_hub`` (a
     dataset repo id, or a :class:`~ssvqa.hub.HubPush` naming a branch) when given.
     """
+    check_test_fraction(test_fraction)  # before any work
     start = time.monotonic()
     output_dir = Path(output_dir)
     work_dir = Path(work_dir) if work_dir is not None else output_dir / ".work"

@@ -57,7 +57,7 @@ from ssvqa.errors import SsvqaError, VideoError
 from ssvqa.hashing import stable_bucket
 from ssvqa.labels import LEVEL_WEIGHTS, level_of_gap
 from ssvqa.pairs.card import DatasetCardInfo
-from ssvqa.pairs.dataset import split_for, write_pair_dataset
+from ssvqa.pairs.dataset import check_test_fraction, split_for, write_pair_dataset
 from ssvqa.pairs.report import BuildReport, level_counts
 
 _NORMAL = NormalDist()
@@ -265,6 +265,7 @@ def build_mos_pairs(
     ``name``, as :func:`ssvqa.benchmarks.load_benchmark` returns them). ``num_groups`` defaults to
     about 20 videos per group (at most 100); the split's granularity is one group.
     """
+    check_test_fraction(test_fraction)  # before any work
     start = time.monotonic()
     output_dir = Path(output_dir)
     if isinstance(source, (str, Path)):

@@ -54,7 +54,7 @@ from ssvqa.errors import UsageError
 from ssvqa.labels import LevelThresholds
 from ssvqa.pseudo_labels import label_pairs
 from ssvqa.pairs.card import DatasetCardInfo
-from ssvqa.pairs.dataset import PairRow, split_for, write_pair_dataset
+from ssvqa.pairs.dataset import PairRow, check_test_fraction, split_for, write_pair_dataset
 from ssvqa.pairs.report import BuildReport, level_counts
 from ssvqa.pairs.sources import Skipped, gather_inputs
 from ssvqa.video import content_hash
@@ -155,6 +155,7 @@ def build_pseudo_pairs(
     scores a strided share, see :func:`ssvqa.annotators.annotate`) and every process gets the
     same labels; only the main process writes the dataset and pushes it.
     """
+    check_test_fraction(test_fraction)  # before any work
     start = time.monotonic()
     output_dir = Path(output_dir)
     work_dir = Path(work_dir) if work_dir is not None else output_dir / ".work"
