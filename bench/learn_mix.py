@@ -327,7 +327,7 @@ def main():
         aug_rng = random.Random(args.seed + 1000)
         key = loss_kind if augment == "none" else f"{loss_kind}+{augment}"
         key += f"@{lr:g}" if len(args.lr) > 1 else ""
-        report[key] = train(model, processor, level_ids, frames, test_clips, sample_pair, key, args, lr=lr,
+        report[key] = train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kind, args, lr=lr, name=key,
                             augment=lambda r, augment=augment: r | dict(zip("ab", augment_pair(augment, r["a"], r["b"], aug_rng))))
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -338,10 +338,10 @@ def main():
     print(f"total {time.time() - started:.0f} s", flush=True)
 
 
-def train(model, processor, level_ids, frames, test_clips, sample_pair, name, args, lr, augment=lambda row: row) -> dict:
-    """Train from the model as it is with the loss ``name`` starts with (``ce+flip``: ce, pairs
-    through ``augment``); the curve and the final held-out figures (single order and mirrored)."""
-    loss_kind = name.split("+")[0].split("@")[0]
+def train(model, processor, level_ids, frames, test_clips, sample_pair, loss_kind, args, lr, name, augment=lambda row: row) -> dict:
+    """Train from the model as it is with ``loss_kind`` at ``lr``, each sampled pair through
+    ``augment``; the curve and the final held-out figures (single order and mirrored). ``name``
+    labels the printed lines."""
     from ssvqa.labels import LEVEL_WEIGHTS, LEVELS
     from ssvqa.warm_start import vision_module
     from transformers import get_cosine_schedule_with_warmup  # after ssvqa (its torchvision shim)
