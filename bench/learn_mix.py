@@ -14,7 +14,8 @@ loop times only the model; the recipe's Trainer adds decoding on top.
 
 ``--losses`` trains once per loss (:func:`pair_loss`), each from the same weights after the same
 warm start and on the same pairs, so they compare within one run; so do several ``--lr`` values
-and ``--augments`` (:func:`augment_pair`: the same flip or shift of both videos of a pair). Held-out figures are reported
+and ``--augments`` (:func:`augment_pair`: the same flip or shift of both videos of a pair, or a
+different contrast for each). Held-out figures are reported
 for the mirrored answer (both orders averaged, as the rounds' evaluation asks) and, at the end,
 for a single order. ``--sampling fragments`` feeds native-resolution fragments instead of
 resized frames (:func:`fragment_frames`).
@@ -138,9 +139,10 @@ CONTRAST_RANGE = 1.3
 def contrast_jitter(frames: torch.Tensor, rng: random.Random, spread: float = CONTRAST_RANGE) -> torch.Tensor:
     """One video's frames with their contrast scaled about each frame's mean grey level by a factor
     drawn log-uniformly in [1/spread, spread], independently for each video of a pair, so that a
-    contrast difference between the two says nothing about which is better. Session 7 found the ranker reading "more global contrast is better": right for blur, down-up,
-    H.264 and exposure on almost every content, right for noise on half of them. The mean is kept,
-    so exposure pairs keep their brightness difference."""
+    contrast difference between the two says nothing about which is better. Session 7 found the
+    ranker reading "more global contrast is better": right for blur, down-up, H.264 and exposure on
+    almost every content, right for noise on half of them. The mean is kept, so exposure pairs keep
+    their brightness difference."""
     import math
 
     factor = math.exp(rng.uniform(-math.log(spread), math.log(spread)))
